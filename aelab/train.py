@@ -1,0 +1,284 @@
+"""Training strategies (end-to-end, greedy layer-wise) and the loop they share.
+
+The loop slices mini-batches from in-memory tensors, emits small events (`step`, `epoch`, `stage`,
+`snapshot`) to a callback and asks a `Control` whether to pause or stop between batches. It never
+writes files or knows a UI exists: the run store subscribes to the events.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .config import RunConfig
+from .data import Data
+from .model import AE, Dense, StageAE
+from .objectives import (contractive_penalty, corrupt, reconstruction_loss, sparsity_penalty,
+                         sq_err_per_image)
+
+N_PROBE_IMAGES = 16  # reconstructions shown in the grid
+N_PROBE_CODES = 2000  # validation points whose codes are mapped in 2-D
+LOG_EVERY_S = 0.25  # step records: often enough for a live chart, rare enough to cost nothing
+EVAL_CHUNK = 1024
+
+
+class Stopped(Exception):
+    """Raised inside the loop when the control asks to stop; the strategy unwinds and saves."""
+
+
+class Diverged(Exception):
+    """Raised when the loss becomes NaN/inf."""
+
+
+class Control:
+    """Asked between batches. The default never pauses or stops; the worker's reads a control file."""
+
+    pause_after_stage = False
+
+    def poll(self) -> str | None:
+        """'stop', 'pause' or None."""
+        return None
+
+    def wait(self, reason: str) -> str:
+        """Block while paused; return 'run' or 'stop'."""
+        return "run"
+
+
+@dataclass
+class Stage:
+    index: int  # 1-based; fine-tuning is n_stages + 1
+    name: str  # "end-to-end", "stage 2 of 3", "fine-tune"
+    level: int  # which code the map shows (h_level) and how deep reconstructions go
+    epochs: int
+
+
+@dataclass
+class Context:
+    cfg: RunConfig
+    data: Data
+    model: AE
+    device: torch.device
+    emit: Callable[..., None]
+    control: Control
+    n_stages_total: int
+    step: int = 0
+    samples: int = 0
+    epoch: int = 0  # global epoch counter over all stages
+    train_seconds: float = 0.0  # wall time spent training, pauses excluded
+    _t0: float = field(default_factory=time.perf_counter)
+    _paused: float = 0.0
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self._t0 - self._paused
+
+    def pause_here(self, reason: str) -> None:
+        t = time.perf_counter()
+        self.emit("paused", reason=reason, step=self.step, epoch=self.epoch)
+        verdict = self.control.wait(reason)
+        self._paused += time.perf_counter() - t
+        self.emit("resumed", step=self.step)
+        if verdict == "stop":
+            raise Stopped()
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def make_optimizer(params, cfg: RunConfig):
+    t = cfg.train
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay)
+    if t.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+
+
+def plan_stages(cfg: RunConfig, n: int) -> list[Stage]:
+    t = cfg.train
+    if t.strategy == "end_to_end":
+        return [Stage(1, "end-to-end", n, t.epochs)]
+    stages = [Stage(k, f"stage {k} of {n}", k, t.epochs) for k in range(1, n + 1)]
+    if t.finetune_epochs:
+        stages.append(Stage(n + 1, "fine-tune", n, t.finetune_epochs))
+    return stages
+
+
+def fit(net, encode, x_in: torch.Tensor, stage: Stage, ctx: Context, params, loss_name: str,
+        contract_layer, gen: torch.Generator) -> None:
+    """Train `net` (x -> x_hat, code by `encode`) on x_in for stage.epochs, emitting events."""
+    cfg = ctx.cfg
+    opt = make_optimizer(params, cfg)
+    n, bs = len(x_in), cfg.train.batch_size
+    last_log, run_loss, run_n = 0.0, torch.zeros((), device=ctx.device), 0
+    for _ in range(stage.epochs):
+        net.train()
+        ctx.epoch += 1
+        ep_loss, ep_n = torch.zeros((), device=ctx.device), 0
+        perm = torch.randperm(n, generator=gen, device=gen.device)
+        for i in range(0, n, bs):
+            xb = x_in[perm[i:i + bs]]
+            xc = corrupt(xb, cfg.noise, gen)
+            code = encode(xc)
+            loss = reconstruction_loss(net.decode(code), xb, loss_name)
+            loss = loss + sparsity_penalty(code, cfg.sparsity)
+            if cfg.contractive.weight:
+                loss = loss + contractive_penalty(encode, xc, code, cfg.contractive, contract_layer)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            ctx.step += 1
+            ctx.samples += len(xb)
+            run_loss += loss.detach()
+            ep_loss += loss.detach() * len(xb)
+            run_n += 1
+            ep_n += len(xb)
+            now = ctx.seconds()
+            if now - last_log >= LOG_EVERY_S or ctx.step == 1:
+                value = (run_loss / run_n).item()
+                if not math.isfinite(value):
+                    raise Diverged()
+                ctx.emit("step", stage=stage.index, epoch=ctx.epoch, step=ctx.step, samples=ctx.samples,
+                         seconds=round(now, 4), loss=value)
+                last_log, run_loss, run_n = now, torch.zeros((), device=ctx.device), 0
+                _check_control(ctx)
+        train_loss = (ep_loss / max(ep_n, 1)).item()
+        if not math.isfinite(train_loss):
+            raise Diverged()
+        end_of_epoch(ctx, stage, train_loss, loss_name, net, encode)
+        _check_control(ctx)
+
+
+def _check_control(ctx: Context) -> None:
+    cmd = ctx.control.poll()
+    if cmd == "stop":
+        raise Stopped()
+    if cmd == "pause":
+        ctx.pause_here("paused on request")
+
+
+@torch.no_grad()
+def evaluate(model: AE, x: torch.Tensor, level: int, loss_name: str, device, keep_codes: int = 0):
+    """Full-stack reconstruction through stages 1..level on x (pixels).
+
+    Returns (pixel loss, mean squared error per image, codes h_level of the first keep_codes rows).
+    """
+    model.eval()
+    tot_loss, tot_sq, codes = 0.0, 0.0, []
+    for i in range(0, len(x), EVAL_CHUNK):
+        xb = x[i:i + EVAL_CHUNK].to(device, non_blocking=True)
+        h = model.encode(xb, upto=level)
+        x_hat = model.decode(h, frm=level)
+        if loss_name == "bce":  # hidden decoders may be unbounded only for mse; bce output is sigmoid
+            x_hat = x_hat.clamp(0, 1)
+        tot_loss += reconstruction_loss(x_hat, xb, loss_name).item() * len(xb)
+        tot_sq += sq_err_per_image(x_hat, xb).sum().item()
+        if i < keep_codes:
+            codes.append(h[: keep_codes - i].reshape(len(h[: keep_codes - i]), -1).float().cpu())
+    n = len(x)
+    return tot_loss / n, tot_sq / n, (torch.cat(codes) if codes else None)
+
+
+def end_of_epoch(ctx: Context, stage: Stage, train_loss: float, loss_name: str, net, encode) -> None:
+    """Validation of the stage's own objective plus the shared full-stack pixel-space curve; snapshot."""
+    d, model, dev = ctx.data, ctx.model, ctx.device
+    pixel_loss_name = ctx.cfg.train.loss
+    val_pix, val_sq, codes = evaluate(model, d.x_val, stage.level, pixel_loss_name, dev,
+                                      keep_codes=N_PROBE_CODES)
+    if stage.index > 1 and stage.level == stage.index:  # greedy stage k > 1: its own loss is on codes
+        with torch.no_grad():
+            net.eval()
+            h_prev = model.encode(d.x_val[:EVAL_CHUNK].to(dev), upto=stage.level - 1)
+            stage_val = reconstruction_loss(net(h_prev), h_prev, loss_name).item()
+    else:
+        stage_val = val_pix
+    ctx.emit("epoch", stage=stage.index, stage_name=stage.name, epoch=ctx.epoch, step=ctx.step,
+             samples=ctx.samples, seconds=round(ctx.seconds(), 4), train_loss=train_loss,
+             val_loss=stage_val, val_pixel_loss=val_pix, val_sq_err=val_sq)
+    with torch.no_grad():
+        probe = d.x_val[:N_PROBE_IMAGES].to(dev)
+        recon = model.decode(model.encode(probe, upto=stage.level), frm=stage.level).clamp(0, 1).cpu()
+    ctx.emit("snapshot", stage=stage.index, stage_name=stage.name, epoch=ctx.epoch, step=ctx.step,
+             level=stage.level, recon=recon, codes=codes)
+    if not all(math.isfinite(v) for v in (val_pix, val_sq, stage_val)):
+        raise Diverged()
+
+
+def train_end_to_end(ctx: Context, stages: list[Stage], gen) -> None:
+    model, x = ctx.model, ctx.data.x_train.to(ctx.device)
+    layer = model.encoders[0] if model.n_stages == 1 and isinstance(model.encoders[0], Dense) else None
+    _run_stage(ctx, stages[0], model, model.encode, x, list(model.parameters()), ctx.cfg.train.loss, layer, gen)
+
+
+def train_greedy(ctx: Context, stages: list[Stage], gen) -> None:
+    """Stage k trains a shallow AE on the frozen codes of stages 1..k-1; then optional fine-tuning."""
+    model, cfg = ctx.model, ctx.cfg
+    x = ctx.data.x_train.to(ctx.device)
+    h = x
+    for stage in stages:
+        if stage.name == "fine-tune":
+            for p in model.parameters():
+                p.requires_grad_(True)
+            layer = model.encoders[0] if model.n_stages == 1 and isinstance(model.encoders[0], Dense) else None
+            _run_stage(ctx, stage, model, model.encode, x, list(model.parameters()), cfg.train.loss, layer, gen)
+            continue
+        k = stage.index
+        net = StageAE(model, k)
+        for p in model.parameters():  # earlier (and later) stages stay frozen
+            p.requires_grad_(False)
+        params = model.stage_parameters(k)
+        for p in params:
+            p.requires_grad_(True)
+        # Stage 1 reconstructs pixels with the configured loss; later stages reconstruct their input codes.
+        loss_name = cfg.train.loss if k == 1 else "mse"
+        layer = model.encoders[k - 1] if net.encoder_is_single_dense() else None
+        _run_stage(ctx, stage, net, net.encode, h, params, loss_name, layer, gen)
+        if k < model.n_stages:
+            with torch.no_grad():  # the frozen codes h_k that stage k+1 learns to reconstruct
+                model.eval()
+                h = torch.cat([net.encode(h[i:i + EVAL_CHUNK]) for i in range(0, len(h), EVAL_CHUNK)])
+            more = k < model.n_stages or cfg.train.finetune_epochs
+            if more and ctx.control.pause_after_stage:
+                ctx.pause_here(f"stage {k} of {model.n_stages} done")
+        elif cfg.train.finetune_epochs and ctx.control.pause_after_stage:
+            ctx.pause_here(f"stage {k} of {model.n_stages} done; fine-tuning next")
+    for p in model.parameters():
+        p.requires_grad_(True)
+
+
+def _run_stage(ctx, stage, net, encode, x, params, loss_name, layer, gen) -> None:
+    ctx.emit("stage", stage=stage.index, stage_name=stage.name, level=stage.level, epochs=stage.epochs,
+             epoch=ctx.epoch, step=ctx.step, samples=ctx.samples, seconds=round(ctx.seconds(), 4),
+             n_stages=ctx.n_stages_total)
+    fit(net, encode, x, stage, ctx, params, loss_name, layer, gen)
+
+
+STRATEGIES = {"end_to_end": train_end_to_end, "greedy": train_greedy}
+
+
+def make_context(cfg: RunConfig, data: Data, model: AE, emit: Callable[..., None] = lambda *a, **k: None,
+                 control: Control | None = None, device: torch.device | None = None) -> Context:
+    device = device or resolve_device(cfg.train.device)
+    model.to(device)
+    n_planned = len(plan_stages(cfg, model.n_stages))
+    return Context(cfg, data, model, device, emit, control or Control(), n_planned)
+
+
+def run(ctx: Context) -> None:
+    """Train ctx.model with the strategy the config names. Raises Stopped or Diverged; the counters
+    (steps, samples, seconds) stay readable in ctx either way."""
+    gen = torch.Generator(device=ctx.device)
+    gen.manual_seed(ctx.cfg.train.seed)
+    STRATEGIES[ctx.cfg.train.strategy](ctx, plan_stages(ctx.cfg, ctx.model.n_stages), gen)
+
+
+def train(cfg: RunConfig, data: Data, model: AE, **kw) -> Context:
+    """Convenience for notebooks and tests: make_context + run."""
+    ctx = make_context(cfg, data, model, **kw)
+    run(ctx)
+    return ctx

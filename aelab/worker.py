@@ -1,0 +1,243 @@
+"""The training worker: a separate process that trains one run folder and writes it as it goes.
+
+`start_run(cfg, runs_dir)` (CLI, notebooks) and `WorkerPool.start(cfg)` (the app, which keeps one
+warm process waiting so a click starts training without paying the torch import) both end in
+`python -m aelab.worker`, which calls `execute(run)`. Callers only poll the run store and write
+control requests; nothing else crosses the process boundary.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from .config import RunConfig, validate, validate_for_data
+from .runs import Run, RunStore, RunWriter, read_json
+
+POLL_S = 0.1  # how often the control file is looked at (a stat call) while training
+DIVERGED_HINT = "the loss became NaN/inf: lower train.lr (e.g. by 10x) or the regulariser weights"
+
+
+class FileControl:
+    """Reads control.json (written by Run.request) between batches; SIGTERM also means stop."""
+
+    def __init__(self, run: Run):
+        self.path = run.dir / "control.json"
+        self._mtime, self._last_check, self._stop_signal = 0.0, 0.0, False
+        ctl = read_json(self.path, {})
+        self.seq = ctl.get("seq", 0)
+        self.pause_after_stage = bool(ctl.get("pause_after_stage", False))
+
+    def signal_stop(self, *_):
+        self._stop_signal = True
+
+    def _read_new(self) -> dict | None:
+        """The control record if a new request arrived since the last one we acted on."""
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        if mtime == self._mtime:
+            return None
+        self._mtime = mtime
+        ctl = read_json(self.path, {})
+        self.pause_after_stage = bool(ctl.get("pause_after_stage", self.pause_after_stage))
+        if ctl.get("seq", 0) <= self.seq:
+            return None
+        self.seq = ctl["seq"]
+        return ctl
+
+    def poll(self) -> str | None:
+        if self._stop_signal:
+            return "stop"
+        now = time.monotonic()
+        if now - self._last_check < POLL_S:
+            return None
+        self._last_check = now
+        ctl = self._read_new()
+        if ctl and ctl.get("command") in ("stop", "pause"):
+            return ctl["command"]
+        return None
+
+    def wait(self, reason: str) -> str:
+        while True:
+            if self._stop_signal:
+                return "stop"
+            ctl = self._read_new()
+            if ctl and ctl.get("command") == "stop":
+                return "stop"
+            if ctl and ctl.get("command") == "resume":
+                return "run"
+            time.sleep(POLL_S)
+
+
+def execute(run: Run) -> dict:
+    """Train the run in this process, writing everything to its folder. Returns the summary."""
+    from . import train as T
+    from .data import load_data
+    from .model import build_model, count_params
+    from .objectives import corrupt
+
+    writer = RunWriter(run)
+    control = FileControl(run)
+    signal.signal(signal.SIGTERM, control.signal_stop)
+    writer.set_status(status="running", pid=os.getpid(), started=time.time(), message="loading data")
+    ctx, model, cfg, summary = None, None, None, {}
+    try:
+        cfg = validate(run.config)
+        data = load_data(cfg.data)
+        validate_for_data(cfg, data.kind, *data.value_range)
+        torch.manual_seed(cfg.train.seed)
+        model = build_model(cfg, data.input_shape)
+        params = count_params(model)
+        n_stages = len(T.plan_stages(cfg, model.n_stages))
+        epochs_total = sum(s.epochs for s in T.plan_stages(cfg, model.n_stages))
+        writer.set_status(input_shape=list(data.input_shape), params=params, n_stages=n_stages,
+                          epochs_total=epochs_total, data=data.describe(), message="")
+        gen = torch.Generator().manual_seed(cfg.train.seed + 1)
+        probe = data.x_val[: T.N_PROBE_IMAGES]
+        writer.write_probe(images=(probe.numpy() * 255).round().clip(0, 255).astype("uint8"),
+                           noisy=(corrupt(probe, cfg.noise, gen).clamp(0, 1).numpy() * 255).round().astype("uint8"),
+                           labels=(data.y_val[: T.N_PROBE_CODES].numpy() if data.y_val is not None else []),
+                           classes=data.classes or [])
+        ctx = T.make_context(cfg, data, model, emit=writer.emit, control=control)
+        T.run(ctx)
+        summary["status"] = "completed"
+    except T.Stopped:
+        summary.update(status="stopped", message="stopped on request; the model so far is saved")
+    except T.Diverged:
+        summary.update(status="diverged", message=DIVERGED_HINT)
+    except KeyboardInterrupt:
+        summary.update(status="interrupted", message="interrupted (Ctrl-C)")
+    except Exception as e:  # any other failure: keep a readable run with the reason
+        summary.update(status="failed", message=f"{type(e).__name__}: {e}")
+        (run.dir / "error.txt").write_text(traceback.format_exc())
+    return _finish(writer, run, cfg, model, ctx, summary)
+
+
+def _finish(writer: RunWriter, run: Run, cfg, model, ctx, summary: dict) -> dict:
+    from .evaluate import summarize
+    from .model import count_params
+
+    summary.setdefault("message", "")
+    summary["strategy"] = cfg.train.strategy if cfg else run.config_dict().get("train", {}).get("strategy")
+    summary["name"] = cfg.name if cfg else ""
+    summary["params"] = count_params(model) if model is not None else None
+    epochs = run.epochs()
+    summary["epochs_completed"] = len(epochs)
+    seconds = ctx.seconds() if ctx else 0.0
+    summary["wall_seconds"] = round(seconds, 3)
+    summary["train_samples_per_second"] = round(ctx.samples / seconds, 1) if ctx and seconds > 0 else None
+    summary["steps"] = ctx.step if ctx else 0
+    summary["samples_seen"] = ctx.samples if ctx else 0
+    keys = ("val_loss", "val_sq_err_per_image", "code_mean_activation", "linear_probe_accuracy")
+    if model is not None and ctx is not None and summary["status"] in ("completed", "stopped", "interrupted") \
+            and ctx.step > 0:
+        try:
+            writer.save_weights(model)
+            summary.update(summarize(model.cpu(), ctx.data, cfg.train.loss, cfg.train.seed))
+        except Exception as e:  # evaluation must not lose the run
+            summary["message"] += f" (evaluation failed: {type(e).__name__}: {e})"
+    for k in keys:
+        summary.setdefault(k, None)
+    writer.finish(summary)
+    return summary
+
+
+# ----------------------------------------------------------------------------- launching
+
+def _worker_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "aelab.worker", *args]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("NUMBA_CACHE_DIR", str(Path.cwd() / ".numba_cache"))
+    return env
+
+
+def start_run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs") -> tuple[Run, subprocess.Popen]:
+    """Validate, create the run folder and start a fresh worker process on it."""
+    validate(cfg)
+    run = RunStore(runs_dir).create(cfg)
+    log = open(run.dir / "worker.log", "ab")
+    proc = subprocess.Popen(_worker_cmd(str(run.dir)), stdout=log, stderr=subprocess.STDOUT, env=_env())
+    log.close()
+    return run, proc
+
+
+class WorkerPool:
+    """Keeps one warm worker (torch and aelab imported) waiting on stdin for a run folder.
+
+    Start-up of a fresh Python+torch process costs seconds; the warm one starts training at once.
+    """
+
+    def __init__(self, runs_dir: str | os.PathLike = "runs"):
+        self.store = RunStore(runs_dir)
+        self._lock = threading.Lock()
+        self._standby: subprocess.Popen | None = None
+        self._children: list[subprocess.Popen] = []
+        self._spawn_standby()
+
+    def _spawn_standby(self) -> None:
+        self._standby = subprocess.Popen(_worker_cmd("--standby"), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, env=_env())
+
+    def start(self, cfg: RunConfig) -> Run:
+        validate(cfg)
+        run = self.store.create(cfg)
+        with self._lock:
+            self.reap()
+            proc = self._standby
+            try:
+                if proc is None or proc.poll() is not None:
+                    raise BrokenPipeError
+                proc.stdin.write((str(run.dir.resolve()) + "\n").encode())
+                proc.stdin.flush()
+                proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                proc = subprocess.Popen(_worker_cmd(str(run.dir)), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, env=_env())
+            self._children.append(proc)
+            self._spawn_standby()
+        return run
+
+    def reap(self) -> None:
+        """Collect finished children so none stays a zombie."""
+        self._children = [p for p in self._children if p.poll() is None]
+
+    def shutdown(self) -> None:
+        if self._standby and self._standby.poll() is None:
+            self._standby.kill()
+            self._standby.wait()
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--standby":
+        # Pay the imports now, then wait for a run folder on stdin. Parent gone (EOF) = exit quietly.
+        from . import evaluate, model, train  # noqa: F401
+        from .config import DataConfig
+        from .data import load_data
+        load_data(DataConfig())  # the default dataset, cached in-process for the run to come
+        line = sys.stdin.readline().strip()
+        if not line:
+            return 0
+        argv = [line]
+    if len(argv) != 1:
+        print("usage: python -m aelab.worker RUN_DIR | --standby", file=sys.stderr)
+        return 2
+    log = open(Path(argv[0]) / "worker.log", "a", buffering=1)
+    os.dup2(log.fileno(), 2)  # tracebacks of anything unexpected land in the run folder
+    summary = execute(Run(argv[0]))
+    return 0 if summary["status"] in ("completed", "stopped") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
