@@ -116,7 +116,10 @@ def fit(net, encode, x_in: torch.Tensor, stage: Stage, ctx: Context, params, los
     opt = make_optimizer(params, cfg)
     n, bs = len(x_in), cfg.train.batch_size
     last_log, run_loss, run_n = 0.0, torch.zeros((), device=ctx.device), 0
-    for _ in range(stage.epochs):
+    for ep in range(stage.epochs):
+        if cfg.train.schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = cfg.train.lr * 0.5 * (1 + math.cos(math.pi * ep / stage.epochs))
         net.train()
         ctx.epoch += 1
         ep_loss, ep_n = torch.zeros((), device=ctx.device), 0
@@ -200,13 +203,13 @@ def end_of_epoch(ctx: Context, stage: Stage, train_loss: float, loss_name: str, 
     ctx.emit("epoch", stage=stage.index, stage_name=stage.name, epoch=ctx.epoch, step=ctx.step,
              samples=ctx.samples, seconds=round(ctx.seconds(), 4), train_loss=train_loss,
              val_loss=stage_val, val_pixel_loss=val_pix, val_sq_err=val_sq)
+    if not all(math.isfinite(v) for v in (val_pix, val_sq, stage_val)):
+        raise Diverged()
     with torch.no_grad():
         probe = d.x_val[:N_PROBE_IMAGES].to(dev)
         recon = model.decode(model.encode(probe, upto=stage.level), frm=stage.level).clamp(0, 1).cpu()
     ctx.emit("snapshot", stage=stage.index, stage_name=stage.name, epoch=ctx.epoch, step=ctx.step,
              level=stage.level, recon=recon, codes=codes)
-    if not all(math.isfinite(v) for v in (val_pix, val_sq, stage_val)):
-        raise Diverged()
 
 
 def train_end_to_end(ctx: Context, stages: list[Stage], gen) -> None:

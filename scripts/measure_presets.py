@@ -1,6 +1,6 @@
 """Train every preset on its default data and compare with PCA of the same code size.
 
-    .venv/bin/python scripts/measure_presets.py [--only NAME,...] [--set KEY=VALUE ...]
+    .venv/bin/python -m scripts.measure_presets [--only NAME,...] [--set KEY=VALUE ...]
 
 Prints one markdown row per preset (the README's preset table). Runs go to runs/presets/.
 """

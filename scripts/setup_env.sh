@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create/reuse .venv and install the given requirements file when it changed since the last install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+req="${1:-requirements.txt}"
+py="${PYTHON:-python3.11}"
+command -v "$py" >/dev/null 2>&1 || py=python3
+if [ ! -x .venv/bin/python ]; then
+  echo "creating .venv with $py" >&2
+  "$py" -m venv .venv
+fi
+stamp=".venv/.installed-$(basename "$req")"
+hash=$(cat requirements*.txt | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$hash" ]; then
+  echo "installing $req into .venv (first time: several minutes, torch is large)" >&2
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r "$req"
+  echo "$hash" > "$stamp"
+fi

@@ -1,0 +1,163 @@
+import copy
+
+import pytest
+import torch
+
+from aelab import train as T
+from aelab.config import RunConfig
+from aelab.data import load_data
+from aelab.evaluate import pca_baseline, sq_err_per_image
+from aelab.model import build_model
+
+
+def _train(cfg, data, **kw):
+    events = []
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg, data.input_shape)
+    ctx = T.train(cfg, data, model, emit=lambda kind, **e: events.append((kind, e)), **kw)
+    return model, ctx, events
+
+
+def _epochs(events):
+    return [e for k, e in events if k == "epoch"]
+
+
+def test_loss_falls_on_tiny_data(shapes, tiny_cfg):
+    _, _, ev = _train(tiny_cfg.with_overrides({"train.epochs": 6}), shapes)
+    ep = _epochs(ev)
+    assert ep[-1]["val_sq_err"] < 0.8 * ep[0]["val_sq_err"]
+    assert ep[-1]["train_loss"] < ep[0]["train_loss"]
+
+
+def test_same_config_and_seed_give_the_same_numbers(shapes, tiny_cfg):
+    a = [e["val_sq_err"] for e in _epochs(_train(tiny_cfg, shapes)[2])]
+    b = [e["val_sq_err"] for e in _epochs(_train(tiny_cfg, shapes)[2])]
+    c = [e["val_sq_err"] for e in _epochs(_train(tiny_cfg.with_overrides({"train.seed": 1}), shapes)[2])]
+    assert a == b and a != c
+
+
+def test_metrics_carry_all_comparison_axes(shapes, tiny_cfg):
+    _, ctx, ev = _train(tiny_cfg, shapes)
+    rec = _epochs(ev)[-1]
+    for key in ("epoch", "stage", "step", "samples", "seconds", "train_loss", "val_loss", "val_sq_err"):
+        assert key in rec
+    assert rec["samples"] == 2 * len(shapes.x_train) == ctx.samples
+    steps = [e for k, e in ev if k == "step"]
+    assert steps and steps[0]["step"] == 1  # the first batch is logged at once (first loss point fast)
+
+
+def test_greedy_stage_k_leaves_earlier_stages_unchanged(shapes):
+    cfg = RunConfig().with_overrides({"data.name": "shapes", "model.layers": "24,12,6", "train.strategy": "greedy",
+                                      "train.epochs": 2, "train.batch_size": 32})
+    torch.manual_seed(0)
+    model = build_model(cfg, shapes.input_shape)
+    states = {}
+
+    def emit(kind, **e):
+        if kind == "stage":
+            states[e["stage"]] = copy.deepcopy(model.state_dict())
+
+    T.train(cfg, shapes, model, emit=emit)
+    final = model.state_dict()
+    for k in (1, 2, 3):
+        after = states.get(k + 1, final)
+        for name, before in states[k].items():
+            stage_of = int(name.split(".")[1]) + 1  # encoders.<i>.* / decoders.<i>.*
+            changed = not torch.equal(before, after[name])
+            assert changed == (stage_of == k), f"stage {k} training changed={changed} for {name}"
+
+
+def test_greedy_logs_full_stack_pixel_error_every_epoch_and_finetunes(shapes):
+    cfg = RunConfig().with_overrides({"data.name": "shapes", "model.layers": "24,6", "train.strategy": "greedy",
+                                      "train.epochs": 2, "train.finetune_epochs": 2, "train.batch_size": 32,
+                                      "model.tied": True, "noise.kind": "masking", "noise.level": 0.2})
+    _, _, ev = _train(cfg, shapes)
+    ep = _epochs(ev)
+    assert [e["stage"] for e in ep] == [1, 1, 2, 2, 3, 3]
+    assert [e["stage_name"] for e in ep][-1] == "fine-tune"
+    assert all(e["val_sq_err"] > 0 for e in ep)
+    snaps = [e for k, e in ev if k == "snapshot"]
+    assert [s["level"] for s in snaps] == [1, 1, 2, 2, 2, 2]  # reconstructions through stages 1..k
+    assert snaps[0]["codes"].shape[1] == 24 and snaps[-1]["codes"].shape[1] == 6
+
+
+def test_conv_trains_greedily_block_by_block(shapes):
+    cfg = RunConfig().with_overrides({"data.name": "shapes", "model.kind": "conv", "model.layers": "4,2",
+                                      "train.strategy": "greedy", "train.epochs": 1, "train.finetune_epochs": 1})
+    _, _, ev = _train(cfg, shapes)
+    assert [e["stage"] for e in _epochs(ev)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("extra", [
+    {"sparsity.kind": "l1", "sparsity.weight": 0.01},
+    {"contractive.weight": 0.01},
+    {"noise.kind": "gaussian", "noise.level": 0.2, "train.optimizer": "sgd"},
+    {"noise.kind": "salt_pepper", "noise.level": 0.1, "train.optimizer": "rmsprop"},
+])
+def test_every_objective_trains(shapes, tiny_cfg, extra):
+    _, _, ev = _train(tiny_cfg.with_overrides(extra), shapes)
+    assert len(_epochs(ev)) == 2
+
+
+def test_kl_sparsity_pushes_mean_activation_toward_rho(shapes):
+    base = RunConfig().with_overrides({"data.name": "shapes", "model.layers": "32", "model.activation": "sigmoid",
+                                       "train.epochs": 8, "train.batch_size": 32, "train.lr": 3e-3})
+    sparse = base.with_overrides({"sparsity.kind": "kl", "sparsity.target": 0.05, "sparsity.weight": 0.5})
+    means = []
+    for cfg in (base, sparse):
+        model, _, _ = _train(cfg, shapes)
+        with torch.no_grad():
+            means.append(float(model.encode(shapes.x_val).mean()))
+    assert abs(means[1] - 0.05) < 0.5 * abs(means[0] - 0.05), means
+
+
+def test_linear_ae_matches_pca_with_the_same_k():
+    """Baldi 2012: a linear AE with squared error reaches PCA's error with the same k (8 of 64 dims)."""
+    data = load_data(RunConfig().with_overrides({"data.name": "digits"}).data)
+    cfg = RunConfig().with_overrides({"model.layers": "8", "model.activation": "linear", "train.loss": "mse",
+                                      "train.epochs": 100, "train.batch_size": 128, "train.lr": 3e-2,
+                                      "train.schedule": "cosine"})
+    model, _, _ = _train(cfg, data)
+    ae_err = float(sq_err_per_image(model, data.x_val).mean())
+    pca_err = pca_baseline(data, 8)["val_sq_err_per_image"]
+    assert pca_err * 0.99 < ae_err < pca_err * 1.03
+
+
+def test_nan_loss_raises_diverged(shapes, tiny_cfg):
+    cfg = tiny_cfg.with_overrides({"train.loss": "mse", "train.lr": 10.0, "train.optimizer": "sgd",
+                                   "model.activation": "linear", "train.epochs": 30})
+    with pytest.raises(T.Diverged):
+        _train(cfg, shapes)
+
+
+class _StopAfter(T.Control):
+    def __init__(self, n):
+        self.n = n
+
+    def poll(self):
+        self.n -= 1
+        return "stop" if self.n <= 0 else None
+
+
+def test_stop_request_unwinds_between_batches(shapes, tiny_cfg):
+    with pytest.raises(T.Stopped):
+        _train(tiny_cfg.with_overrides({"train.epochs": 50}), shapes, control=_StopAfter(3))
+
+
+class _PauseLog(T.Control):
+    pause_after_stage = True
+
+    def __init__(self):
+        self.reasons = []
+
+    def wait(self, reason):
+        self.reasons.append(reason)
+        return "run"
+
+
+def test_stage_by_stage_mode_pauses_after_each_greedy_stage(shapes):
+    cfg = RunConfig().with_overrides({"data.name": "shapes", "model.layers": "16,8,4", "train.strategy": "greedy",
+                                      "train.epochs": 1, "train.finetune_epochs": 1})
+    ctl = _PauseLog()
+    _train(cfg, shapes, control=ctl)
+    assert ctl.reasons == ["stage 1 of 3 done", "stage 2 of 3 done", "stage 3 of 3 done; fine-tuning next"]
