@@ -1,0 +1,243 @@
+"""2-D maps of code layers: PCA at once, UMAP from one long-lived, warmed projection process.
+
+`pca_2d` and `align` are cheap pure functions used by the pages for every frame. UMAP compiles its
+numba kernels in every new process (10-40 s), so it runs only in `python -m aelab.embed --serve RUNS_DIR`:
+started once per app start, it warms up, then watches the run store and writes
+`snapshots/NNNNN.umap.npy` beside each new snapshot of a live run (and of runs whose folder holds a
+`umap.request` file, for replays), each frame initialised from the previous frame's layout so points
+do not jump. Pages show PCA until that file exists. This module does not import streamlit.
+"""
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+UMAP_SUFFIX = ".umap.npy"
+REQUEST_FILE = "umap.request"  # touched by a page that wants a saved run's frames projected too
+POLL_S = 0.3
+UMAP_EPOCHS_FROM_INIT = 100  # enough to settle a frame that starts from the previous layout
+
+
+def pca_2d(codes: np.ndarray) -> np.ndarray:
+    """First two principal components of codes (N, d) -> (N, 2) float32 (zeros when d == 0)."""
+    x = np.asarray(codes, dtype=np.float64)
+    x = x - x.mean(0, keepdims=True)
+    if x.shape[1] == 1:
+        return np.hstack([x, np.zeros_like(x)]).astype(np.float32)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    return (x @ vt[:2].T).astype(np.float32)
+
+
+def align(new: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+    """Rotate/reflect, scale and shift `new` (N, 2) onto `prev` (orthogonal Procrustes).
+
+    Consecutive frames of a run (or the maps of two runs on the same probe points) then share an
+    orientation, so only real changes move points. Returns new unchanged when shapes differ.
+    """
+    new = np.asarray(new, dtype=np.float64)
+    if prev is None or np.shape(prev) != new.shape or len(new) < 3:
+        return new.astype(np.float32)
+    prev = np.asarray(prev, dtype=np.float64)
+    mu_n, mu_p = new.mean(0), prev.mean(0)
+    a, b = new - mu_n, prev - mu_p
+    u, s, vt = np.linalg.svd(a.T @ b)
+    r = u @ vt
+    norm = (a ** 2).sum()
+    scale = s.sum() / norm if norm > 0 else 1.0
+    return (a @ r * scale + mu_p).astype(np.float32)
+
+
+def umap_path(snapshot: Path) -> Path:
+    return snapshot.with_name(snapshot.stem + UMAP_SUFFIX)
+
+
+def read_layout(snapshot: Path) -> np.ndarray | None:
+    """The UMAP layout of a snapshot if the projection process has written it."""
+    p = umap_path(Path(snapshot))
+    try:
+        return np.load(p, allow_pickle=False)
+    except (FileNotFoundError, ValueError, EOFError, OSError):
+        return None
+
+
+def layouts(frames: list[np.ndarray | None], prev: np.ndarray | None = None) -> list[np.ndarray | None]:
+    """Aligned 2-D layouts for consecutive frames of codes (PCA), each aligned to the one before."""
+    out = []
+    for codes in frames:
+        if codes is None or len(codes) == 0:
+            out.append(None)
+            continue
+        prev = align(pca_2d(codes), prev)
+        out.append(prev)
+    return out
+
+
+class FrameLayouts:
+    """Aligned layouts of one run's snapshots, extended as new frames (or UMAP files) appear.
+
+    Each frame uses the UMAP layout when the projection process has written it, else PCA, and is
+    aligned to the frame before it; only frames that are new or whose UMAP file appeared are redone.
+    """
+
+    def __init__(self):
+        self.names: list[str] = []
+        self.methods: list[str] = []
+        self.xy: list[np.ndarray | None] = []
+
+    def update(self, snapshots: list[Path]) -> "FrameLayouts":
+        names = [s.name for s in snapshots]
+        start = 0
+        while (start < len(self.names) and start < len(names) and self.names[start] == names[start]
+               and (self.methods[start] == "UMAP" or not umap_path(snapshots[start]).exists())):
+            start += 1
+        del self.names[start:], self.methods[start:], self.xy[start:]
+        prev = self.xy[-1] if self.xy else None
+        for s in snapshots[start:]:
+            lay, method = read_layout(s), "UMAP"
+            if lay is None:
+                codes, method = _load_codes(s), "PCA"
+                lay = pca_2d(codes) if codes is not None and len(codes) else None
+            if lay is not None:
+                lay = prev = align(lay, prev)
+            self.names.append(s.name)
+            self.methods.append(method)
+            self.xy.append(lay)
+        return self
+
+
+# ----------------------------------------------------------------------------- UMAP (server side)
+
+class Projector:
+    """A warm UMAP: `fit(codes, init)` -> (N, 2). Only ever created inside the projection process."""
+
+    def __init__(self, seed: int = 0):
+        import umap  # noqa: F401  (lazy: 2-14 s of numba work)
+
+        self.seed = seed
+
+    def fit(self, codes: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
+        import umap
+
+        x = np.asarray(codes, dtype=np.float32)
+        n = len(x)
+        kw = dict(n_components=2, n_neighbors=min(15, max(2, n - 1)), min_dist=0.1, random_state=self.seed,
+                  n_jobs=1, low_memory=True)
+        if init is not None and init.shape == (n, 2):
+            kw.update(init=np.asarray(init, dtype=np.float64), n_epochs=UMAP_EPOCHS_FROM_INIT)
+        else:
+            kw.update(init=pca_2d(x).astype(np.float64) + 1e-4 * np.random.default_rng(0).standard_normal((n, 2)))
+        return umap.UMAP(**kw).fit_transform(x).astype(np.float32)
+
+    def warm(self, big: bool = True) -> None:
+        """Compile the kernels now (small fit; a >= 4096-point fit compiles the NN-descent path)."""
+        rng = np.random.default_rng(0)
+        self.fit(rng.standard_normal((300, 8)).astype(np.float32))
+        if big:
+            self.fit(rng.standard_normal((4200, 8)).astype(np.float32))
+
+
+def _load_codes(snapshot: Path) -> np.ndarray | None:
+    try:
+        with np.load(snapshot, allow_pickle=False) as z:
+            return z["codes"].astype(np.float32) if "codes" in z.files else None
+    except (OSError, ValueError, EOFError, KeyError):
+        return None
+
+
+def pending(run_dir: Path, live: bool) -> list[Path]:
+    """Snapshots of one run that still need a UMAP layout, in the order to project them.
+
+    A live run only needs its newest frame (skipping ones the process fell behind on); a requested
+    replay needs every frame, oldest first, so each starts from the previous layout.
+    """
+    snaps = sorted((run_dir / "snapshots").glob("[0-9]*.npz"))
+    todo = [s for s in snaps if not umap_path(s).exists()]
+    if live:
+        return todo[-1:]
+    return todo
+
+
+def previous_layout(snapshot: Path) -> np.ndarray | None:
+    """Layout of the nearest earlier snapshot of the same run that has one."""
+    snaps = sorted(snapshot.parent.glob("[0-9]*.npz"))
+    earlier = [s for s in snaps if s.name < snapshot.name]
+    for s in reversed(earlier):
+        lay = read_layout(s)
+        if lay is not None:
+            return lay
+    return None
+
+
+def project_snapshot(proj, snapshot: Path) -> bool:
+    codes = _load_codes(snapshot)
+    if codes is None or len(codes) < 5:
+        return False
+    prev = previous_layout(snapshot)
+    lay = align(proj.fit(codes, init=prev), prev)
+    buf = io.BytesIO()
+    np.save(buf, lay)
+    tmp = snapshot.with_name(f".{snapshot.stem}.umap.tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, umap_path(snapshot))
+    return True
+
+
+def _live(run_dir: Path) -> bool:
+    import json
+
+    try:
+        return json.loads((run_dir / "status.json").read_text()).get("status") in ("queued", "running", "paused")
+    except (OSError, ValueError):
+        return False
+
+
+def work_once(proj, runs_dir: Path) -> int:
+    """One sweep over the run store; returns how many frames were projected."""
+    if not runs_dir.exists():
+        return 0
+    done = 0
+    dirs = sorted((d for d in runs_dir.iterdir() if (d / "snapshots").is_dir()), reverse=True)
+    for d in dirs:  # live runs first: their frames are being watched right now
+        if _live(d):
+            done += sum(project_snapshot(proj, s) for s in pending(d, live=True))
+    for d in dirs:
+        if (d / REQUEST_FILE).exists() and not _live(d):
+            for s in pending(d, live=False)[:5]:  # a few at a time, so a new live frame never waits long
+                done += project_snapshot(proj, s)
+            if not pending(d, live=False):
+                (d / REQUEST_FILE).unlink(missing_ok=True)
+    return done
+
+
+def serve(runs_dir: str, parent: int | None = None) -> int:
+    """The projection process: warm up, then project new frames until the parent (app) goes away."""
+    parent = parent or os.getppid()
+    root = Path(runs_dir)
+    ready = root / ".umap_ready"
+    ready.unlink(missing_ok=True)
+    t = time.time()
+    proj = Projector()
+    proj.warm(big=os.environ.get("AELAB_UMAP_WARM_BIG", "1") == "1")
+    root.mkdir(parents=True, exist_ok=True)
+    ready.write_text(f"{time.time() - t:.1f}\n")
+    print(f"aelab.embed: UMAP warm after {time.time() - t:.1f} s, watching {root}", flush=True)
+    while os.getppid() == parent:
+        if not work_once(proj, root):
+            time.sleep(POLL_S)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "--serve":
+        return serve(argv[1])
+    print("usage: python -m aelab.embed --serve RUNS_DIR", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,34 @@
+"""The Home page: what the lab is, the preset gallery, recent runs."""
+from __future__ import annotations
+
+import streamlit as st
+
+from ..presets import PRESETS
+from . import state, views
+
+
+def page() -> None:
+    st.title("aelab: a visual lab for autoencoders")
+    st.markdown(
+        "Build an autoencoder (deep or stacked, tied or untied, dense or convolutional), pick a regulariser "
+        "(noise, sparsity, contraction) and a strategy (end-to-end or greedy layer-wise).  \n"
+        "Press **Launch** and watch it learn: loss curves, reconstructions and a 2-D map of the code layer, live.  \n"
+        "Then compare runs side by side and inspect what a model learned; everything runs offline on bundled MNIST.")
+    st.subheader("Presets: one per classic experiment")
+    cols = st.columns(3)
+    for i, p in enumerate(PRESETS.values()):
+        with cols[i % 3].container(border=True):
+            st.markdown(f"**{p.title}**  \n{p.idea}")
+            st.page_link(views.TRAIN_PAGE, label=f"Open {p.name} in Train", icon="▶️",
+                         query_params={"preset": p.name})
+    st.subheader("Recent runs")
+    runs = state.store().list()[:12]
+    if not runs:
+        st.info("No runs yet: open a preset above and press Launch.")
+        return
+    st.dataframe(views.runs_table(runs), hide_index=True, key="home_runs")
+    for r in runs[:6]:
+        line = views.status_line(r)
+        st.markdown(f"`{r.id}`: **{line['status']}**, {line['strategy']}, val sq err / image "
+                    f"{views.fmt(line['val sq err / image'])}")
+        views.run_links(r, key=f"home_{r.id}")

@@ -1,0 +1,87 @@
+"""The Inspect page's pieces: replay of saved snapshots, filters, interpolation, denoising, worst cases."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from .. import viz
+from ..config import NOISE_KINDS, NoiseConfig
+from ..embed import REQUEST_FILE
+from ..runs import Run
+from . import state, views
+
+
+def replay(run: Run) -> None:
+    """A slider over the saved snapshots redraws the grid and the map as they were then."""
+    files = run.snapshot_files()
+    if not files:
+        st.info("This run has no snapshots yet.")
+        return
+    if state.umap_state() != "off" and not (run.dir / REQUEST_FILE).exists():
+        (run.dir / REQUEST_FILE).touch()  # ask the projection process for UMAP layouts of every frame
+    key = "inspect.snapshot"
+    if st.session_state.get("_inspect_for") != run.id or st.session_state.get(key, 0) >= len(files):
+        st.session_state[key] = len(files) - 1
+        st.session_state["_inspect_for"] = run.id
+    i = st.slider("snapshot (epoch)", 0, len(files) - 1, key=key, format="%d",
+                  help="every epoch's reconstructions and codes were saved: replay the run without training")
+    snap, xy, method = views.frame_at(run, i)
+    views.snapshot_view(run, snap, xy, method, key="replay", umap_note=views.umap_note(method))
+
+
+def filters(run: Run, model) -> None:
+    from ..model import first_layer_filters
+
+    w = first_layer_filters(model)
+    if w.shape[-1] < 3 and w.shape[-2] < 3 and model.kind == "dense":
+        st.info("tabular data: filters are not images")
+        return
+    st.image(viz.filters_grid(w), caption=f"first {min(64, len(w))} of {len(w)} first-layer filters "
+             "(each scaled to its own range)", width="stretch")
+
+
+def interpolation(run: Run, model, data) -> None:
+    """Decode straight lines between the codes of two validation images."""
+    n = len(data.x_val)
+    a, b, c = st.columns(3)
+    i = a.number_input("image A (val index)", 0, n - 1, 0, key="inspect.a")
+    j = b.number_input("image B (val index)", 0, n - 1, min(1, n - 1), key="inspect.b")
+    steps = c.slider("steps", 3, 12, 8, key="inspect.steps")
+    with torch.no_grad():
+        x = data.x_val[[i, j]]
+        h = model.encode(x)
+        t = torch.linspace(0, 1, steps).view(-1, *([1] * (h.dim() - 1)))
+        out = model.decode(h[:1] * (1 - t) + h[1:] * t).clamp(0, 1)
+    imgs = np.concatenate([viz.to_uint8(x[:1]), viz.to_uint8(out), viz.to_uint8(x[1:])])
+    st.image(viz.image_grid(imgs, nrow=len(imgs)), caption="A, decoded interpolation of the codes, B",
+             width="stretch")
+
+
+def denoise(run: Run, model, data) -> None:
+    a, b = st.columns(2)
+    kind = a.selectbox("noise", [k for k in NOISE_KINDS if k != "none"], key="inspect.noise.kind")
+    level = b.slider("level", 0.05, 0.9, 0.3, 0.05, key="inspect.noise.level")
+    x = data.x_val[:8]
+    gen = torch.Generator().manual_seed(0)
+    from ..objectives import corrupt
+
+    noisy = corrupt(x, NoiseConfig(kind, level), gen)
+    with torch.no_grad():
+        out = model(noisy).clamp(0, 1)
+    imgs = np.concatenate([viz.to_uint8(x), viz.to_uint8(noisy), viz.to_uint8(out)])
+    st.image(viz.image_grid(imgs, nrow=len(x)), caption="rows: clean / corrupted input / the model's output",
+             width="stretch")
+
+
+def worst(run: Run, model, data, k: int = 8) -> None:
+    """The validation images the model reconstructs worst (anomaly ranking)."""
+    from ..evaluate import reconstruct, sq_err_per_image
+
+    err = sq_err_per_image(model, data.x_val)
+    idx = np.argsort(-err)[:k]
+    x = data.x_val[idx]
+    imgs = np.concatenate([viz.to_uint8(x), viz.to_uint8(reconstruct(model, x).clamp(0, 1))])
+    st.image(viz.image_grid(imgs, nrow=k), width="stretch",
+             caption="rows: original / reconstruction. Squared errors: " +
+                     ", ".join(f"#{i} {err[i]:.1f}" for i in idx) + f" (median {np.median(err):.1f})")

@@ -1,0 +1,128 @@
+"""Server-wide singletons and per-run caches: the run store, the warm worker pool, the UMAP process.
+
+`cache_resource` holds only shared things (the pool, the projection process, Run readers, loaded
+datasets); per-user choices live in `st.session_state` and the URL.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+from ..config import DataConfig, RunConfig
+from ..embed import FrameLayouts
+from ..runs import Run, RunStore
+
+RUNS_ENV = "AELAB_RUNS_DIR"  # where runs are stored (tests point it at a temporary folder)
+UMAP_ENV = "AELAB_UMAP"  # "0" turns the UMAP projection process off (maps stay PCA)
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get(RUNS_ENV, "runs"))
+
+
+def store() -> RunStore:
+    return RunStore(runs_dir())
+
+
+@st.cache_resource(show_spinner=False)
+def _pool(root: str):
+    from ..worker import WorkerPool
+
+    return WorkerPool(root)
+
+
+def pool():
+    """One warm training worker per server: a click starts training without paying the imports."""
+    return _pool(str(runs_dir()))
+
+
+@st.cache_resource(show_spinner=False)
+def _projector(root: str) -> subprocess.Popen | None:
+    if os.environ.get(UMAP_ENV, "1") == "0":
+        return None
+    Path(root).mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, NUMBA_NUM_THREADS="1")  # leave the other core to training
+    env.setdefault("NUMBA_CACHE_DIR", str(Path.cwd() / ".numba_cache"))
+    log = open(Path(root) / ".embed.log", "ab")
+    return subprocess.Popen([sys.executable, "-m", "aelab.embed", "--serve", root], stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+
+
+def start_projector() -> None:
+    """Start the long-lived UMAP process once per app start (it warms itself up in the background)."""
+    _projector(str(runs_dir()))
+
+
+def umap_state() -> str:
+    """'off', 'warming' or 'ready'."""
+    proc = _projector(str(runs_dir()))
+    if proc is None or proc.poll() is not None:
+        return "off"
+    return "ready" if (runs_dir() / ".umap_ready").exists() else "warming"
+
+
+@st.cache_resource(show_spinner=False)
+def _run_readers(root: str) -> dict:
+    return {}
+
+
+def get_run(run_id: str | None) -> Run | None:
+    """The same Run object across reruns, so metrics are read incrementally."""
+    if not run_id:
+        return None
+    readers = _run_readers(str(runs_dir()))
+    if run_id not in readers:
+        try:
+            readers[run_id] = store().get(run_id)
+        except KeyError:
+            return None
+    return readers[run_id]
+
+
+@st.cache_resource(show_spinner=False)
+def _frame_layouts(root: str) -> dict:
+    return {}
+
+
+def frame_layouts(run: Run) -> FrameLayouts:
+    cache = _frame_layouts(str(runs_dir()))
+    return cache.setdefault(run.id, FrameLayouts()).update(run.snapshot_files())
+
+
+@st.cache_resource(show_spinner="loading the dataset ...", max_entries=4)
+def _dataset(data_json: str):
+    from ..data import load_data
+
+    return load_data(DataConfig(**json.loads(data_json)))
+
+
+def dataset(cfg: RunConfig):
+    return _dataset(json.dumps(cfg.to_dict()["data"], sort_keys=True))
+
+
+@st.cache_data(show_spinner="computing the PCA baseline ...", max_entries=32)
+def pca_baseline(data_json: str, k: int) -> float:
+    from ..evaluate import pca_baseline as pb
+
+    return pb(_dataset(data_json), k)["val_sq_err_per_image"]
+
+
+def pca_baseline_for(cfg: RunConfig, k: int) -> float:
+    return pca_baseline(json.dumps(cfg.to_dict()["data"], sort_keys=True), k)
+
+
+@st.cache_resource(show_spinner="loading the model ...", max_entries=8)
+def _model(run_dir: str, mtime: float):
+    return Run(run_dir).load_model()
+
+
+def model_of(run: Run):
+    """The trained model of a finished run (None without saved weights)."""
+    if not run.has_weights():
+        return None
+    return _model(str(run.dir), (run.dir / "weights.safetensors").stat().st_mtime)

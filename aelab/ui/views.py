@@ -1,0 +1,125 @@
+"""Views shared by the pages: a run's snapshot (grid, code map, histogram), run lists and pickers."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from .. import viz
+from ..runs import LIVE, Run
+from . import state
+
+TRAIN_PAGE, COMPARE_PAGE, INSPECT_PAGE = "pages/1_Train.py", "pages/2_Compare.py", "pages/3_Inspect.py"
+
+
+def snapshot_title(snap: dict) -> str:
+    return f"epoch {int(snap['epoch'])}, {snap['stage_name']}"
+
+
+def recon_image(run: Run, snap: dict, probe: dict | None, n: int = 8):
+    """Grid of original / corrupted / reconstructed probe images and its caption."""
+    if probe is None:
+        return None, ""
+    grid, rows = viz.recon_rows(probe["images"], snap["recon"], probe.get("noisy"), n=n)
+    depth = f" through stages 1..{int(snap['level'])}" if run.config.train.strategy == "greedy" else ""
+    return grid, f"rows: {' / '.join(rows)}{depth} ({snapshot_title(snap)})"
+
+
+def code_map(run: Run, xy, method: str, snap: dict, probe: dict | None, ranges=None, key: str = "map",
+             height: int = 460) -> None:
+    if xy is None:
+        st.info("no codes in this snapshot")
+        return
+    labels = probe.get("labels") if probe else None
+    classes = [str(c) for c in probe["classes"]] if probe is not None and len(probe.get("classes", [])) else None
+    title = f"code map h{int(snap['level'])} ({method}), {snapshot_title(snap)}"
+    st.plotly_chart(viz.code_map_figure(xy, labels, classes, title, ranges, height=height), key=key)
+
+
+def snapshot_view(run: Run, snap: dict, xy, method: str, key: str, umap_note: str = "") -> None:
+    """Reconstruction grid and code map side by side, activation histogram below."""
+    probe = run.probe()
+    left, right = st.columns([5, 6])
+    with left:
+        grid, caption = recon_image(run, snap, probe)
+        if grid is not None:
+            st.markdown("**Reconstructions of fixed validation images**")
+            st.image(grid, caption=caption, width="stretch")
+        if "hist_counts" in snap:
+            title = f"code activations (mean {float(snap['code_mean']):.3g}, {int(snap['code_dim'])} units)"
+            st.plotly_chart(viz.histogram_figure(snap["hist_counts"], snap["hist_edges"], title), key=f"{key}_hist")
+    with right:
+        code_map(run, xy, method, snap, probe, key=f"{key}_map")
+        if umap_note:
+            st.caption(umap_note)
+
+
+def umap_note(method: str) -> str:
+    s = state.umap_state()
+    if method == "UMAP":
+        return "UMAP from the warm projection process; each frame starts from the previous layout."
+    if s == "warming":
+        return "PCA for now: the UMAP process is warming up (numba compiles once per app start, ~1 min)."
+    if s == "ready":
+        return "PCA for now: the UMAP layout of this frame is being computed."
+    return "PCA (UMAP is off for this server: AELAB_UMAP=0)."
+
+
+def status_line(run: Run) -> dict:
+    """One row about a run: status, strategy and its key metrics."""
+    st_, sm, cfg = run.status(), run.summary() or {}, run.config_dict()
+    return {"run": run.id, "name": cfg.get("name", ""), "status": st_.get("status", "?"),
+            "strategy": cfg.get("train", {}).get("strategy"), "data": cfg.get("data", {}).get("name"),
+            "layers": ",".join(map(str, cfg.get("model", {}).get("layers", []))),
+            "params": sm.get("params") or st_.get("params"),
+            "val sq err / image": sm.get("val_sq_err_per_image"), "probe acc": sm.get("linear_probe_accuracy"),
+            "wall s": sm.get("wall_seconds"), "samples/s": sm.get("train_samples_per_second")}
+
+
+def runs_table(runs: list[Run]) -> pd.DataFrame:
+    return pd.DataFrame([status_line(r) for r in runs])
+
+
+def run_links(run: Run, key: str) -> None:
+    a, b = st.columns(2)
+    live = run.status().get("status") in LIVE
+    a.page_link(TRAIN_PAGE, label="watch live" if live else "open in Train", icon="📈",
+                query_params={"run": run.id})
+    b.page_link(INSPECT_PAGE, label="inspect", icon="🔍", query_params={"run": run.id})
+
+
+def pick_run(key: str, runs: list[Run], finished_only: bool = False) -> Run | None:
+    """A run selectbox, defaulting to ?run= from the URL; keeps the choice in the URL."""
+    if finished_only:
+        runs = [r for r in runs if r.status().get("status") not in LIVE]
+    if not runs:
+        st.info("No runs yet: start one on the Train page (or `python -m aelab train --preset keras-deep`).")
+        return None
+    ids = [r.id for r in runs]
+    want = st.query_params.get("run")
+    if key not in st.session_state or (want in ids and want != st.session_state.get(f"_{key}_url")):
+        st.session_state[key] = want if want in ids else ids[0]
+        st.session_state[f"_{key}_url"] = want
+    run_id = st.selectbox("run", ids, key=key, format_func=lambda i: f"{i} ({_short(state.get_run(i))})")
+    st.query_params["run"] = run_id
+    st.session_state[f"_{key}_url"] = run_id
+    return state.get_run(run_id)
+
+
+def _short(run: Run | None) -> str:
+    if run is None:
+        return "?"
+    return f"{run.status().get('status')}, {run.config_dict().get('train', {}).get('strategy')}"
+
+
+def frame_at(run: Run, i: int):
+    """(snapshot dict, layout, method) of the i-th saved frame of a run."""
+    files = run.snapshot_files()
+    lay = state.frame_layouts(run)
+    snap = run.load_snapshot(files[i])
+    idx = lay.names.index(files[i].name) if files[i].name in lay.names else None
+    return snap, (lay.xy[idx] if idx is not None else None), (lay.methods[idx] if idx is not None else "PCA")
+
+
+def fmt(v, spec: str = ".3g") -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)

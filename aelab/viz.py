@@ -1,0 +1,276 @@
+"""Figures and image arrays for the lab: plotly figures, image grids, matplotlib PNG export.
+
+Every function takes plain data (metric records, numpy arrays, configs) and returns a figure, an
+array or PNG bytes, so the same views work in the app, a notebook or a script. No streamlit here.
+"""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+from torchvision.utils import make_grid
+
+STAGE_FILL = ("rgba(99,110,250,0.07)", "rgba(239,85,59,0.07)")
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf")
+MIN_CELL_PX = 56  # small images (8x8 digits) are blown up so a grid stays readable
+X_LABELS = {"epoch": "epoch", "samples": "samples seen", "seconds": "wall-clock seconds (training)"}
+
+
+# ----------------------------------------------------------------------------- images
+
+def upscale(images: np.ndarray, min_px: int = MIN_CELL_PX) -> np.ndarray:
+    """Nearest-neighbour upscale (N, C, H, W) so that H >= min_px (pixels stay crisp)."""
+    f = max(1, math.ceil(min_px / images.shape[-2]))
+    return images.repeat(f, axis=-2).repeat(f, axis=-1) if f > 1 else images
+
+
+def image_grid(images: np.ndarray, nrow: int = 8, pad: int = 2) -> np.ndarray:
+    """uint8 (N, C, H, W) -> one (H', W', 3) uint8 grid image, white gaps between cells."""
+    t = torch.from_numpy(np.ascontiguousarray(upscale(np.asarray(images))))
+    g = make_grid(t, nrow=nrow, padding=pad, pad_value=255)  # (3, H', W'); grey images are repeated to RGB
+    return g.permute(1, 2, 0).numpy().astype(np.uint8)
+
+
+def to_uint8(x) -> np.ndarray:
+    """Float images in [0, 1] (tensor or array) -> uint8."""
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    return (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+
+
+def recon_rows(images: np.ndarray, recon: np.ndarray, noisy: np.ndarray | None = None, n: int = 8):
+    """Stacked rows: originals / corrupted inputs (when given) / reconstructions.
+
+    Returns (grid image, row labels). Tabular rows (N, D) are drawn as 1-pixel-high strips.
+    """
+    rows = [("original", images[:n])]
+    if noisy is not None and not np.array_equal(noisy, images):
+        rows.append(("corrupted input", noisy[:n]))
+    rows.append(("reconstruction", recon[:n]))
+    cells = np.concatenate([_as_images(r) for _, r in rows])
+    return image_grid(cells, nrow=min(n, len(images))), [name for name, _ in rows]
+
+
+def _as_images(a: np.ndarray) -> np.ndarray:
+    if a.ndim == 4:
+        return a
+    return np.repeat(a[:, None, None, :], 8, axis=2)  # (N, D) tabular -> (N, 1, 8, D) strips
+
+
+def filters_grid(w: torch.Tensor, n: int = 64) -> np.ndarray:
+    """First-layer filters (K, C, h, w), each scaled to its own range, as a grid image."""
+    w = w[:n].float()
+    flat = w.reshape(len(w), -1)
+    lo, hi = flat.min(1).values.view(-1, 1, 1, 1), flat.max(1).values.view(-1, 1, 1, 1)
+    imgs = to_uint8((w - lo) / (hi - lo).clamp_min(1e-8))
+    if imgs.shape[1] not in (1, 3):  # conv kernels on many channels: show the channel mean
+        imgs = imgs.mean(1, keepdims=True).astype(np.uint8)
+    return image_grid(imgs, nrow=min(16, len(imgs)))
+
+
+# ----------------------------------------------------------------------------- curves
+
+def _n_train(epochs: list[dict], fallback: int | None) -> int | None:
+    if epochs:
+        return max(1, round(epochs[0]["samples"] / max(epochs[0]["epoch"], 1)))
+    return fallback
+
+
+def xs(records: list[dict], axis: str, n_train: int | None) -> list[float]:
+    """x values of metric records: fractional global epochs (samples / train size), samples or seconds."""
+    if axis == "epoch":
+        if n_train:
+            return [r["samples"] / n_train for r in records]
+        return [float(r["epoch"]) for r in records]
+    return [r[axis] for r in records]
+
+
+def stage_spans(epochs: list[dict], axis: str = "epoch", n_train: int | None = None) -> list[tuple]:
+    """[(x0, x1, stage, stage_name)] from the epoch records' stage changes."""
+    spans, x0, start_x = [], 0.0, 0.0
+    for i, r in enumerate(epochs):
+        x = xs([r], axis, n_train)[0]
+        if i == 0 or r["stage"] != epochs[i - 1]["stage"]:
+            if spans:
+                spans[-1][1] = x0
+            start_x = x0
+            spans.append([start_x, x, r["stage"], r.get("stage_name", "")])
+        spans[-1][1] = x
+        x0 = x
+    return [tuple(s) for s in spans]
+
+
+def loss_figure(metrics: list[dict], axis: str = "epoch", n_train: int | None = None,
+                live_stage: str | None = None, height: int = 520) -> go.Figure:
+    """Two panels over one x axis: the stage's objective (train steps, train/val per epoch) and the
+    shared full-stack pixel-space validation error per image; greedy stages shaded and labelled."""
+    steps = [r for r in metrics if r["kind"] == "step" and r.get("loss") is not None]
+    epochs = [r for r in metrics if r["kind"] == "epoch"]
+    n_train = _n_train(epochs, n_train)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
+                        subplot_titles=("objective of the stage being trained",
+                                        "validation squared error per image (full stack, pixels)"))
+    fig.add_scatter(x=xs(steps, axis, n_train), y=[r["loss"] for r in steps], mode="lines", name="train (steps)",
+                    line=dict(color="rgba(31,119,180,0.45)", width=1), row=1, col=1)
+    ex = xs(epochs, axis, n_train)
+    fig.add_scatter(x=ex, y=[r["train_loss"] for r in epochs], mode="lines+markers", name="train (epoch)",
+                    line=dict(color=PALETTE[0], width=2), row=1, col=1)
+    fig.add_scatter(x=ex, y=[r["val_loss"] for r in epochs], mode="lines+markers", name="validation",
+                    line=dict(color=PALETTE[1], width=2), row=1, col=1)
+    fig.add_scatter(x=ex, y=[r["val_sq_err"] for r in epochs], mode="lines+markers", name="val sq. error / image",
+                    line=dict(color=PALETTE[2], width=2), row=2, col=1)
+    shade_stages(fig, stage_spans(epochs, axis, n_train))
+    fig.update_xaxes(title_text=X_LABELS[axis], row=2, col=1)
+    fig.update_layout(title=f"loss: {len(steps)} steps, {len(epochs)} epochs logged", height=height,
+                      margin=dict(l=10, r=10, t=70, b=10), legend=dict(orientation="h", y=-0.15),
+                      uirevision="loss", font=dict(size=14))
+    return fig
+
+
+def shade_stages(fig: go.Figure, spans: list[tuple]) -> None:
+    if len({s[2] for s in spans}) < 2:
+        return
+    for i, (x0, x1, _, name) in enumerate(spans):
+        fig.add_vrect(x0=x0, x1=x1, fillcolor=STAGE_FILL[i % 2], line_width=0, layer="below",
+                      annotation_text=name, annotation_position="top left", annotation_font_size=12)
+
+
+def compare_figure(curves: dict[str, list[dict]], axis: str = "epoch", height: int = 460) -> go.Figure:
+    """The shared full-stack validation curve of several runs overlaid ({label: epoch records})."""
+    fig = go.Figure()
+    for i, (label, epochs) in enumerate(curves.items()):
+        fig.add_scatter(x=xs(epochs, axis, _n_train(epochs, None)), y=[r["val_sq_err"] for r in epochs],
+                        mode="lines+markers", name=label, line=dict(color=PALETTE[i % len(PALETTE)], width=2))
+    fig.update_layout(title="validation squared error per image (full stack): lower is better", height=height,
+                      xaxis_title=X_LABELS[axis], yaxis_title="sq. error / image", font=dict(size=14),
+                      legend=dict(orientation="h", y=-0.2), margin=dict(l=10, r=10, t=60, b=10))
+    return fig
+
+
+# ----------------------------------------------------------------------------- code maps
+
+def code_map_figure(xy: np.ndarray, labels: np.ndarray | None, classes: list[str] | None, title: str,
+                    ranges: tuple | None = None, height: int = 460) -> go.Figure:
+    """Scatter of a 2-D layout coloured by label (one trace per class, so the legend names them)."""
+    fig = go.Figure()
+    labels = None if labels is None or len(labels) != len(xy) else np.asarray(labels)
+    if labels is None:
+        fig.add_scattergl(x=xy[:, 0], y=xy[:, 1], mode="markers", marker=dict(size=4, color=PALETTE[0]),
+                          name="codes")
+    else:
+        for i, lab in enumerate(np.unique(labels)):
+            m = labels == lab
+            name = classes[int(lab)] if classes and 0 <= int(lab) < len(classes) else str(lab)
+            fig.add_scattergl(x=xy[m, 0], y=xy[m, 1], mode="markers", name=name,
+                              marker=dict(size=4, color=PALETTE[i % len(PALETTE)], opacity=0.75))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10), font=dict(size=14),
+                      legend=dict(itemsizing="constant"), uirevision="map")
+    fig.update_xaxes(showticklabels=False, range=ranges[0] if ranges else None)
+    fig.update_yaxes(showticklabels=False, range=ranges[1] if ranges else None, scaleanchor="x")
+    return fig
+
+
+def shared_ranges(layouts: list[np.ndarray], margin: float = 0.05) -> tuple:
+    """x and y ranges covering all layouts, so side-by-side maps share axes."""
+    allp = np.concatenate([lay for lay in layouts if lay is not None])
+    lo, hi = allp.min(0), allp.max(0)
+    pad = (hi - lo) * margin + 1e-6
+    return (float(lo[0] - pad[0]), float(hi[0] + pad[0])), (float(lo[1] - pad[1]), float(hi[1] + pad[1]))
+
+
+def histogram_figure(counts: np.ndarray, edges: np.ndarray, title: str = "code activations",
+                     height: int = 300) -> go.Figure:
+    centers = (edges[:-1] + edges[1:]) / 2
+    fig = go.Figure(go.Bar(x=centers, y=counts, width=np.diff(edges), marker_color=PALETTE[4]))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10), font=dict(size=14),
+                      xaxis_title="activation", yaxis_title="count", bargap=0)
+    return fig
+
+
+# ----------------------------------------------------------------------------- architecture
+
+def arch_blocks(kind: str, input_shape: tuple[int, ...], layers: tuple[int, ...]) -> list[dict]:
+    """Blocks of the mirrored stack: [{label, size, role, level}] from input to output."""
+    if kind == "conv" and len(input_shape) == 3:
+        c, h, w = input_shape
+        sizes = [f"{c}x{h}x{w}"] + [f"{ch}x{max(1, h >> (i + 1))}x{max(1, w >> (i + 1))}"
+                                   for i, ch in enumerate(layers)]
+        mags = [c * h * w] + [ch * max(1, h >> (i + 1)) * max(1, w >> (i + 1)) for i, ch in enumerate(layers)]
+    else:
+        d = int(np.prod(input_shape))
+        sizes, mags = [str(d)] + [str(v) for v in layers], [d] + list(layers)
+    n = len(layers)
+    enc = [dict(label=s, size=m, role="input" if i == 0 else ("code" if i == n else "hidden"), level=i)
+           for i, (s, m) in enumerate(zip(sizes, mags))]
+    dec = [dict(enc[i], role="output" if i == 0 else "hidden") for i in range(n - 1, -1, -1)]
+    return enc + dec
+
+
+def arch_figure(kind: str, input_shape: tuple[int, ...], layers: tuple[int, ...], tied: bool,
+                params: int, params_other: int, height: int = 330) -> go.Figure:
+    """Layers as blocks (height ~ log size), the code layer highlighted, tied encoder/decoder pairs linked."""
+    blocks = arch_blocks(kind, input_shape, layers)
+    n, fig = len(layers), go.Figure()
+    top = max(math.log10(b["size"] + 1) for b in blocks)
+    colors = {"input": "#9ecae1", "output": "#9ecae1", "hidden": "#c7e9c0", "code": "#fd8d3c"}
+    for i, b in enumerate(blocks):
+        h = 0.25 + 0.75 * math.log10(b["size"] + 1) / top
+        fig.add_shape(type="rect", x0=i - 0.35, x1=i + 0.35, y0=-h, y1=h, fillcolor=colors[b["role"]],
+                      line=dict(color="#333", width=2 if b["role"] == "code" else 1))
+        fig.add_annotation(x=i, y=-h - 0.12, text=f"<b>{b['label']}</b>", showarrow=False, font=dict(size=13))
+        fig.add_annotation(x=i, y=h + 0.1, text=b["role"], showarrow=False, font=dict(size=11, color="#555"))
+    for k in range(1, n + 1):  # encoder k maps block k-1 -> k; its decoder maps block 2n-k -> 2n-k+1
+        e, d = k - 0.5, 2 * n - k + 0.5
+        fig.add_annotation(x=e, y=0, text=f"E{k}", showarrow=False, font=dict(size=12), bgcolor="white")
+        fig.add_annotation(x=d, y=0, text=f"D{k}", showarrow=False, font=dict(size=12), bgcolor="white")
+        if tied:
+            y = 1.25 + 0.18 * (n - k)
+            fig.add_scatter(x=[e, e, d, d], y=[0.15, y, y, 0.15], mode="lines", showlegend=False,
+                            line=dict(color="#d62728", dash="dot", width=2), hoverinfo="skip")
+            fig.add_annotation(x=(e + d) / 2, y=y + 0.08, text=f"D{k} = E{k}ᵀ (tied)", showarrow=False,
+                               font=dict(size=11, color="#d62728"))
+    other = "untied" if tied else "tied"
+    fig.update_layout(title=f"{kind} autoencoder: {params:,} parameters ({'tied' if tied else 'untied'}; "
+                            f"{params_other:,} if {other})", height=height, font=dict(size=14),
+                      margin=dict(l=10, r=10, t=50, b=10), showlegend=False, plot_bgcolor="white")
+    fig.update_xaxes(visible=False, range=[-0.6, len(blocks) - 0.4])
+    fig.update_yaxes(visible=False, range=[-1.45, 1.45 + 0.18 * n if tied else 1.3])
+    return fig
+
+
+# ----------------------------------------------------------------------------- PNG export (matplotlib)
+
+def compare_png(curves: dict[str, list[dict]], axis: str = "epoch", grids: dict[str, np.ndarray] | None = None) -> bytes:
+    """A PNG of the overlaid validation curves (and reconstruction grids, one per run) for slides."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grids = grids or {}
+    n = 1 + len(grids)
+    fig, axes = plt.subplots(n, 1, figsize=(10, 4.5 + 2.6 * len(grids)), dpi=120,
+                             gridspec_kw=dict(height_ratios=[4.5] + [2.6] * len(grids)))
+    axes = np.atleast_1d(axes)
+    ax = axes[0]
+    for i, (label, epochs) in enumerate(curves.items()):
+        ax.plot(xs(epochs, axis, _n_train(epochs, None)), [r["val_sq_err"] for r in epochs], marker="o",
+                ms=3, label=label, color=PALETTE[i % len(PALETTE)])
+    ax.set_xlabel(X_LABELS[axis])
+    ax.set_ylabel("val sq. error / image")
+    ax.set_title("validation squared error per image (full stack)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    for ax, (label, g) in zip(axes[1:], grids.items()):
+        ax.imshow(g)
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

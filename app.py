@@ -1,0 +1,20 @@
+"""aelab: the Streamlit frame. Routes between the pages with st.navigation and starts the shared
+background processes once per server (the warm training worker and the UMAP projection process)."""
+from pathlib import Path
+
+import streamlit as st
+
+from aelab.ui import home, state
+
+HERE = Path(__file__).parent
+
+st.set_page_config(page_title="aelab", page_icon="🧠", layout="wide")
+state.pool()  # a warm worker waits for the first Launch
+state.start_projector()  # UMAP compiles once, in its own long-lived process
+pages = [st.Page(home.page, title="Home", icon="🏠", default=True),
+         st.Page(HERE / "pages/1_Train.py", title="Train", icon="📈"),
+         st.Page(HERE / "pages/2_Compare.py", title="Compare", icon="⚖️"),
+         st.Page(HERE / "pages/3_Inspect.py", title="Inspect", icon="🔍")]
+if (HERE / "pages/4_Payoff.py").exists():  # does pretraining pay off with few labels?
+    pages.append(st.Page(HERE / "pages/4_Payoff.py", title="Payoff", icon="🎯"))
+st.navigation(pages).run()

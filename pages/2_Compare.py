@@ -1,0 +1,34 @@
+"""Compare: two or more runs on the same images, the same axes and the same metrics."""
+import streamlit as st
+
+from aelab import viz
+from aelab.ui import compare, state, views
+
+st.title("Compare runs")
+runs = {r.id: r for r in state.store().list()}
+if len(runs) < 2:
+    st.info("Compare needs at least two runs: launch a couple on the Train page "
+            "(e.g. the same layers greedy vs end-to-end, or tied vs untied).")
+    st.stop()
+if "compare.runs" not in st.session_state:
+    st.session_state["compare.runs"] = list(runs)[:2]
+picked = st.multiselect("runs to compare", list(runs), key="compare.runs", format_func=lambda i: compare.label(runs[i]))
+axis = st.radio("x axis", ["epoch", "samples", "seconds"], key="compare.x", horizontal=True,
+                format_func=viz.X_LABELS.get)
+sel = [state.get_run(i) for i in picked]
+if len(sel) < 2:
+    st.warning("Pick at least two runs.")
+    st.stop()
+curves = {compare.label(r): r.epochs() for r in sel}
+st.plotly_chart(viz.compare_figure(curves, axis), key="cmp_curves")
+df = compare.table(sel)
+st.dataframe(df, hide_index=True, key="cmp_table")
+st.caption("val sq err / image: full-stack squared pixel error per validation image (Hinton & Salakhutdinov's "
+           "measure); PCA: the same measure for PCA with as many components as the code has units.")
+grid_images = compare.grids(sel)
+compare.exports(df, curves, axis, grid_images)
+st.subheader("Reconstructions of the same validation images")
+for col, (name, g) in zip(st.columns(len(grid_images) or 1), grid_images.items()):
+    col.image(g, caption=name, width="stretch")
+st.subheader("Code maps on aligned axes")
+compare.maps(sel)
