@@ -156,10 +156,9 @@ def pending(run_dir: Path, live: bool) -> list[Path]:
     replay needs every frame, oldest first, so each starts from the previous layout.
     """
     snaps = sorted((run_dir / "snapshots").glob("[0-9]*.npz"))
-    todo = [s for s in snaps if not umap_path(s).exists()]
     if live:
-        return todo[-1:]
-    return todo
+        return [s for s in snaps[-1:] if not umap_path(s).exists()]
+    return [s for s in snaps if not umap_path(s).exists()]
 
 
 def previous_layout(snapshot: Path) -> np.ndarray | None:

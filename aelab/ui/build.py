@@ -43,6 +43,7 @@ KNOBS = {
     "train.pause_after_stage": ("bool", None, "greedy: stage-by-stage mode, pause after each stage to look"),
     "train.loss": ("select", ("bce", "mse"), "bce for data in [0,1] (pixels), mse for anything else"),
     "train.optimizer": ("select", OPTIMIZERS, "adam is the safe default"),
+    "train.schedule": ("select", ("constant", "cosine"), "learning rate: constant, or cosine decay to 0 over the run"),
     "train.lr": ("float", (1e-6, 10.0, 1e-4), "learning rate (too high: the loss becomes NaN)"),
     "train.batch_size": ("int", (1, 65_536, 16), "small batches = more updates per epoch on small data"),
     "train.weight_decay": ("float", (0.0, 1.0, 1e-5), "L2 penalty on the weights"),
@@ -56,9 +57,16 @@ GROUPS = {
     "Regularisers": ["noise.kind", "noise.level", "sparsity.kind", "sparsity.target", "sparsity.weight",
                      "contractive.weight"],
     "Training": ["train.strategy", "train.epochs", "train.finetune_epochs", "train.pause_after_stage",
-                 "train.loss", "train.optimizer", "train.lr", "train.batch_size", "train.weight_decay",
+                 "train.loss", "train.optimizer", "train.schedule", "train.lr", "train.batch_size", "train.weight_decay",
                  "train.seed", "train.device"],
 }
+_SECTION_GROUP = {"data": "Data", "model": "Model", "noise": "Regularisers", "sparsity": "Regularisers",
+                  "contractive": "Regularisers", "train": "Training"}
+for _k, _v in flat_items(RunConfig()).items():  # a field added to the config later still gets a widget
+    if _k not in KNOBS:
+        _kind = {bool: "bool", int: "int", float: "float"}.get(type(_v), "text")
+        KNOBS[_k] = (_kind, (0, 10**9, 1) if _kind == "int" else (0.0, 1e9, 0.01), f"config field {_k}")
+        GROUPS[_SECTION_GROUP[_k.split(".")[0]]].append(_k)
 STORE = "_train_cfg"  # last built config (dotted -> widget value): survives page switches
 URL_SEEN = "_train_url"
 IMAGE_SHAPES = {"mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),

@@ -1,0 +1,80 @@
+"""PCA maps, frame alignment and the projection process's bookkeeping (no UMAP compile: seconds)."""
+import numpy as np
+
+from aelab import embed
+
+
+def rot(theta):
+    return np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+
+
+def test_pca_2d_keeps_the_two_main_directions():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 6)) * [10, 5, 0.1, 0.1, 0.1, 0.1]
+    xy = embed.pca_2d(x)
+    assert xy.shape == (500, 2) and xy.dtype == np.float32
+    assert np.allclose(np.abs(np.corrcoef(xy[:, 0], x[:, 0])[0, 1]), 1, atol=1e-3)
+    assert embed.pca_2d(x[:, :1]).shape == (500, 2)  # a 1-unit code still maps
+
+
+def test_align_undoes_rotation_reflection_scale_and_shift():
+    rng = np.random.default_rng(1)
+    prev = rng.standard_normal((300, 2))
+    new = (prev @ rot(1.1)) * [1, -1] * 3.0 + [5, -2]
+    assert np.allclose(embed.align(new, prev), prev, atol=1e-4)
+    assert np.array_equal(embed.align(new, None), new.astype(np.float32))
+    assert embed.align(new[:10], prev).shape == (10, 2)  # different point sets: left as is
+
+
+def test_consecutive_layouts_do_not_jump():
+    rng = np.random.default_rng(2)
+    codes = rng.standard_normal((400, 8)) * np.arange(8, 0, -1)
+    frames = [codes, -codes + 0.01 * rng.standard_normal(codes.shape)]  # a sign flip PCA would show
+    a, b = embed.layouts(frames)
+    assert np.abs(a - b).mean() < 0.05 * np.abs(a).mean()
+
+
+def _snapshot(d, epoch, codes):
+    (d / "snapshots").mkdir(parents=True, exist_ok=True)
+    p = d / "snapshots" / f"{epoch:05d}.npz"
+    np.savez(p, codes=codes.astype(np.float16), epoch=np.int32(epoch))
+    return p
+
+
+class FakeProjector:
+    """Stands in for UMAP: PCA, remembering whether each fit started from a previous layout."""
+
+    def __init__(self):
+        self.inits = []
+
+    def fit(self, codes, init=None):
+        self.inits.append(init is not None)
+        return embed.pca_2d(codes) if init is None else init + 0.01
+
+
+def test_projection_process_handles_live_runs_newest_first_and_replays_in_order(tmp_path):
+    rng = np.random.default_rng(3)
+    live, saved = tmp_path / "b-live", tmp_path / "a-saved"
+    for d, status in ((live, "running"), (saved, "completed")):
+        d.mkdir()
+        (d / "status.json").write_text(f'{{"status": "{status}", "pid": null}}')
+        for e in (1, 2, 3):
+            _snapshot(d, e, rng.standard_normal((50, 4)))
+    proj = FakeProjector()
+    assert embed.work_once(proj, tmp_path) == 1  # live run: only its newest frame
+    assert embed.read_layout(live / "snapshots/00003.npz").shape == (50, 2)
+    assert embed.read_layout(saved / "snapshots/00001.npz") is None  # not asked for
+    (saved / embed.REQUEST_FILE).touch()
+    assert embed.work_once(proj, tmp_path) == 3
+    assert proj.inits[-3:] == [False, True, True]  # each replay frame starts from the previous layout
+    assert not (saved / embed.REQUEST_FILE).exists()
+
+
+def test_frame_layouts_switch_to_umap_when_its_file_appears(tmp_path):
+    rng = np.random.default_rng(4)
+    snaps = [_snapshot(tmp_path, e, rng.standard_normal((60, 5))) for e in (1, 2)]
+    fl = embed.FrameLayouts().update(snaps)
+    assert fl.methods == ["PCA", "PCA"]
+    np.save(embed.umap_path(snaps[1]), rng.standard_normal((60, 2)).astype(np.float32))
+    fl.update(snaps + [_snapshot(tmp_path, 3, rng.standard_normal((60, 5)))])
+    assert fl.methods == ["PCA", "UMAP", "PCA"] and all(x.shape == (60, 2) for x in fl.xy)

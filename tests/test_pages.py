@@ -1,0 +1,173 @@
+"""Every page through Streamlit's AppTest, with short real training runs on the tiny shapes set.
+
+AppTest does not fire `run_every` fragments, so the tests poll with repeated `at.run()`.
+"""
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TINY = {"data.name": "shapes", "model.layers": "32,8", "train.epochs": 2, "train.batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    d = tmp_path_factory.mktemp("runs")
+    mp.setenv("AELAB_RUNS_DIR", str(d))
+    mp.setenv("AELAB_UMAP", "0")  # the UMAP process's warm-up takes a minute: maps stay PCA here
+    yield d
+    mp.undo()
+
+
+def app(page: str | None = None, **query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update(query)
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def qp(at, key: str) -> str:
+    v = at.query_params[key]
+    return v[-1] if isinstance(v, list) else v
+
+
+def charts(at) -> dict:
+    out = {}
+    for c in at.get("plotly_chart"):
+        spec = json.loads(c.proto.spec)
+        out[spec["layout"].get("title", {}).get("text", "")] = spec
+    return out
+
+
+def progress_text(at) -> str:
+    bars = at.get("progress")
+    return bars[0].proto.text if bars else ""
+
+
+def wait_for(at, text: str, timeout: float = 90) -> str:
+    t = time.time()
+    while time.time() - t < timeout:
+        at.run()
+        assert not at.exception, at.exception
+        if text in progress_text(at):
+            return progress_text(at)
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {text!r}; last: {progress_text(at)!r}")
+
+
+def set_widgets(at, values: dict):
+    for k, v in values.items():
+        w = at.get_by_key(k) if hasattr(at, "get_by_key") else None
+        kind = type(w).__name__ if w is not None else ""
+        if kind == "TextInput":
+            at.text_input(key=k).set_value(str(v)).run()
+        elif kind == "Selectbox":
+            at.selectbox(key=k).set_value(v).run()
+        elif kind == "Checkbox":
+            at.checkbox(key=k).set_value(v).run()
+        else:
+            at.number_input(key=k).set_value(v).run()
+    assert not at.exception, at.exception
+
+
+def test_home_shows_presets_and_links_to_train(runs_dir):
+    at = app()
+    links = [p.proto.query_string for p in at.get("page_link")]
+    assert sum("preset=" in q for q in links) == 9
+    assert "No runs yet" in at.info[0].value
+
+
+def test_invalid_config_is_explained_and_launch_disabled(runs_dir):
+    at = app("pages/1_Train.py")
+    set_widgets(at, {"sparsity.kind": "kl", "sparsity.weight": 0.1})
+    assert "sparsity.kind: kl needs code units in (0,1)" in at.error[0].value
+    assert at.button(key="launch").disabled
+
+
+def test_preset_link_and_url_reproduce_a_setup(runs_dir):
+    at = app("pages/1_Train.py", preset="tied-stacked")
+    assert at.text_input(key="model.layers").value == "100,30"
+    assert at.checkbox(key="model.tied").value is True
+    title = next(t for t in charts(at) if "autoencoder" in t)
+    assert "tied" in title and "if untied" in title
+    assert qp(at, "model.layers") == "100,30"  # the URL now holds the setup
+    at2 = app("pages/1_Train.py", **{"model.layers": "64,16", "train.strategy": "greedy"})
+    assert at2.text_input(key="model.layers").value == "64,16"
+    assert at2.selectbox(key="train.strategy").value == "greedy"
+
+
+@pytest.fixture(scope="module")
+def greedy_run(runs_dir):
+    """A stage-by-stage greedy run launched and driven through the Train page."""
+    at = app("pages/1_Train.py")
+    set_widgets(at, {**TINY, "train.strategy": "greedy", "train.pause_after_stage": True})
+    at.button(key="launch").click().run()
+    assert not at.exception, at.exception
+    run_id = qp(at, "run")
+    wait_for(at, "paused")
+    assert at.button(key="next_stage") and at.button(key="run_all")
+    at.button(key="run_all").click().run()
+    wait_for(at, "completed")
+    return at, run_id
+
+
+def test_train_page_runs_live_and_stage_by_stage(greedy_run):
+    at, run_id = greedy_run
+    figs = charts(at)
+    loss = next(f for t, f in figs.items() if t.startswith("loss:"))
+    assert "4 epochs logged" in loss["layout"]["title"]["text"]
+    names = [a.get("text") for a in loss["layout"].get("annotations", [])]
+    assert "stage 1 of 2" in names and "stage 2 of 2" in names  # greedy stages shaded and labelled
+    assert any(t.startswith("code map h2 (PCA)") for t in figs)
+    assert any(t.startswith("code activations") for t in figs)
+    assert len(at.image) == 1 and "original" in at.image[0].proto.imgs[0].caption
+
+
+@pytest.fixture(scope="module")
+def two_runs(greedy_run, runs_dir):
+    from aelab.config import RunConfig
+    from aelab.worker import start_run
+
+    run, proc = start_run(RunConfig(name="e2e").with_overrides({**TINY, "model.tied": True}), runs_dir)
+    assert proc.wait(timeout=120) == 0
+    return greedy_run[1], run.id
+
+
+def test_compare_page(two_runs):
+    at = app("pages/2_Compare.py")
+    assert len(at.multiselect(key="compare.runs").value) == 2
+    at.radio(key="compare.x").set_value("seconds").run()
+    assert not at.exception, at.exception
+    figs = charts(at)
+    curves = next(f for t, f in figs.items() if t.startswith("validation squared error"))
+    assert len(curves["data"]) == 2 and curves["layout"]["xaxis"]["title"]["text"].startswith("wall-clock")
+    df = at.dataframe[0].value
+    assert len(df) == 2 and df["PCA, same code size"].notna().all() and df["linear probe acc"].notna().all()
+    assert len(at.get("download_button")) == 2
+    assert len(at.image) == 2 and sum(t.startswith("code map") for t in figs) == 2
+
+
+def test_inspect_page_replays_and_probes_the_model(two_runs):
+    at = app("pages/3_Inspect.py", run=two_runs[0])
+    assert at.selectbox(key="inspect.run").value == two_runs[0]
+    at.slider(key="inspect.snapshot").set_value(0).run()
+    assert not at.exception, at.exception
+    assert any("epoch 1, stage 1 of 2" in t for t in charts(at))
+    assert [s.value for s in at.subheader] == ["Replay", "First-layer filters", "Interpolation through the code",
+                                                "Denoising demo", "Worst-reconstructed validation images"]
+    assert len(at.image) == 5
+    at.selectbox(key="inspect.noise.kind").set_value("gaussian").run()
+    assert not at.exception, at.exception
+
+
+def test_home_lists_recent_runs(two_runs):
+    at = app()
+    df = at.dataframe[0].value
+    assert set(df["run"]) == set(two_runs) and set(df["status"]) == {"completed"}

@@ -1,0 +1,58 @@
+"""Figures and image grids: shapes, labels, stage shading, PNG export."""
+import numpy as np
+
+from aelab import viz
+
+
+def epoch_rec(stage, epoch, name, n=100):
+    return {"kind": "epoch", "stage": stage, "stage_name": name, "epoch": epoch, "step": epoch * 4,
+            "samples": epoch * n, "seconds": epoch * 0.5, "train_loss": 0.3 / epoch, "val_loss": 0.31 / epoch,
+            "val_pixel_loss": 0.3, "val_sq_err": 30.0 / epoch}
+
+
+METRICS = [{"kind": "step", "stage": 1, "epoch": 1, "step": 1, "samples": 32, "seconds": 0.1, "loss": 0.7},
+           epoch_rec(1, 1, "stage 1 of 2"), epoch_rec(1, 2, "stage 1 of 2"),
+           {"kind": "step", "stage": 2, "epoch": 3, "step": 9, "samples": 250, "seconds": 1.2, "loss": 0.2},
+           epoch_rec(2, 3, "stage 2 of 2"), epoch_rec(2, 4, "stage 2 of 2")]
+
+
+def test_loss_figure_shades_and_labels_greedy_stages():
+    fig = viz.loss_figure(METRICS, "epoch")
+    assert fig.layout.title.text == "loss: 2 steps, 4 epochs logged"
+    assert sorted({s.x0 for s in fig.layout.shapes}) == [0.0, 2.0]  # both panels shaded
+    assert {a.text for a in fig.layout.annotations} >= {"stage 1 of 2", "stage 2 of 2"}
+    assert list(fig.data[0].x) == [0.32, 2.5]  # steps at fractional epochs: samples / train size
+
+
+def test_end_to_end_has_no_stage_shading_and_other_axes():
+    recs = [epoch_rec(1, e, "end-to-end") for e in (1, 2)]
+    assert not viz.loss_figure(recs, "seconds").layout.shapes
+    fig = viz.compare_figure({"a": recs, "b": recs}, "samples")
+    assert len(fig.data) == 2 and list(fig.data[0].x) == [100, 200]
+
+
+def test_grids_upscale_small_images_and_stack_rows():
+    imgs = np.random.default_rng(0).integers(0, 255, (16, 1, 8, 8), dtype=np.uint8)
+    grid, rows = viz.recon_rows(imgs, imgs, noisy=255 - imgs)
+    assert rows == ["original", "corrupted input", "reconstruction"]
+    assert grid.dtype == np.uint8 and grid.shape[2] == 3 and grid.shape[0] >= 3 * viz.MIN_CELL_PX
+    assert viz.recon_rows(imgs, imgs, noisy=imgs)[1] == ["original", "reconstruction"]  # no noise: no row
+
+
+def test_architecture_figure_marks_code_and_tied_pairs():
+    blocks = viz.arch_blocks("dense", (1, 28, 28), (128, 64, 32))
+    assert [b["label"] for b in blocks] == ["784", "128", "64", "32", "64", "128", "784"]
+    assert [b["role"] for b in blocks].count("code") == 1
+    fig = viz.arch_figure("dense", (1, 28, 28), (128, 64, 32), True, 1000, 2000)
+    assert sum("tied" in (a.text or "") for a in fig.layout.annotations) == 3
+    assert "1,000 parameters (tied; 2,000 if untied)" in fig.layout.title.text
+    conv = viz.arch_blocks("conv", (1, 28, 28), (16, 8))
+    assert conv[1]["label"] == "16x14x14" and conv[2]["label"] == "8x7x7"
+
+
+def test_code_map_one_trace_per_class_and_png_export():
+    xy = np.random.default_rng(0).standard_normal((40, 2)).astype(np.float32)
+    fig = viz.code_map_figure(xy, np.arange(40) % 4, ["a", "b", "c", "d"], "t", viz.shared_ranges([xy]))
+    assert [t.name for t in fig.data] == ["a", "b", "c", "d"]
+    png = viz.compare_png({"a": [epoch_rec(1, 1, "x")]}, "epoch", {"a": np.zeros((20, 40, 3), np.uint8)})
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
