@@ -226,6 +226,10 @@ def main(argv: list[str]) -> int:
         from .config import DataConfig
         from .data import load_data
         load_data(DataConfig())  # the default dataset, cached in-process for the run to come
+        warm = torch.nn.Linear(8, 8)  # the first optimizer step imports torch._dynamo (~4 s): pay it now
+        opt = torch.optim.Adam(warm.parameters())
+        torch.nn.functional.binary_cross_entropy(torch.sigmoid(warm(torch.rand(4, 8))), torch.rand(4, 8)).backward()
+        opt.step()
         line = sys.stdin.readline().strip()
         if not line:
             return 0
