@@ -112,9 +112,9 @@ def cmd_payoff(args) -> int:
     from .payoff import PayoffConfig, run_payoff_cli
 
     budgets = tuple(int(b) if b != "all" else 0 for b in args.budgets.split(",")) if args.budgets else None
-    cfg = PayoffConfig.make(runs=[r for r in args.runs.split(",") if r], budgets=budgets, repeats=args.repeats,
-                            epochs=args.epochs)
-    return run_payoff_cli(cfg)
+    runs = [r for r in args.runs.split(",") if r]
+    cfg = PayoffConfig.make(runs=runs, budgets=budgets, repeats=args.repeats, steps=args.steps, lsuv=args.lsuv)
+    return run_payoff_cli(cfg, Path(runs[0]).parent)  # results live in the runs' own store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--runs", required=True, help="RUN_DIR[,RUN_DIR...] of trained autoencoders")
     q.add_argument("--budgets", help="labels per budget, comma list; 'all' = the whole train split")
     q.add_argument("--repeats", type=int, default=3)
-    q.add_argument("--epochs", type=int, default=None, help="classifier epochs per cell")
+    q.add_argument("--steps", type=int, default=300, help="optimiser steps per classifier (same for all)")
+    q.add_argument("--lsuv", action="store_true", help="also run scratch + BN with LSUV init")
     q.set_defaults(fn=cmd_payoff)
     args = ap.parse_args(argv)
     try:
