@@ -8,13 +8,13 @@ from aelab.ui import home, state
 
 HERE = Path(__file__).parent
 
-st.set_page_config(page_title="aelab", page_icon="🧠", layout="wide")
+st.set_page_config(page_title="aelab", page_icon=":material/hub:", layout="wide")
 state.pool()  # a warm worker waits for the first Launch
 state.start_projector()  # UMAP compiles once, in its own long-lived process
-pages = [st.Page(home.page, title="Home", icon="🏠", default=True),
-         st.Page(HERE / "pages/1_Train.py", title="Train", icon="📈"),
-         st.Page(HERE / "pages/2_Compare.py", title="Compare", icon="⚖️"),
-         st.Page(HERE / "pages/3_Inspect.py", title="Inspect", icon="🔍")]
+pages = [st.Page(home.page, title="Home", icon=":material/home:", default=True),
+         st.Page(HERE / "pages/1_Train.py", title="Train", icon=":material/monitoring:"),
+         st.Page(HERE / "pages/2_Compare.py", title="Compare", icon=":material/compare_arrows:"),
+         st.Page(HERE / "pages/3_Inspect.py", title="Inspect", icon=":material/search:")]
 if (HERE / "pages/4_Payoff.py").exists():  # does pretraining pay off with few labels?
-    pages.append(st.Page(HERE / "pages/4_Payoff.py", title="Payoff", icon="🎯"))
+    pages.append(st.Page(HERE / "pages/4_Payoff.py", title="Payoff", icon=":material/target:"))
 st.navigation(pages).run()

@@ -170,7 +170,7 @@ def code_map_figure(xy: np.ndarray, labels: np.ndarray | None, classes: list[str
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10), font=dict(size=14),
                       legend=dict(itemsizing="constant"), uirevision="map")
     fig.update_xaxes(showticklabels=False, range=ranges[0] if ranges else None)
-    fig.update_yaxes(showticklabels=False, range=ranges[1] if ranges else None, scaleanchor="x")
+    fig.update_yaxes(showticklabels=False, range=ranges[1] if ranges else None)
     return fig
 
 

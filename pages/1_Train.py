@@ -1,8 +1,9 @@
 """Train: build an autoencoder, launch it in the worker, watch it learn live."""
 import streamlit as st
 
-from aelab.ui import arch, build, live, state
+from aelab.ui import arch, build, frame, live, state
 
+frame.ensure()
 st.title("Train")
 left, right = st.columns([2, 3], gap="large")
 with left:
@@ -20,7 +21,9 @@ build.sync_url(cfg, run_id)
 with right:
     if cfg is not None:
         arch.arch_view(cfg, build.data_facts(cfg)["shape"])
-    if run_id:
-        live.panel(run_id)
-    else:
-        st.info("Set up a model on the left (or pick a preset) and press **Launch**.")
+    st.caption("The URL holds these settings: share it to reproduce the setup. "
+               "Stage-by-stage mode (greedy): Training tab, *pause after stage*.")
+if run_id:
+    live.panel(run_id)
+else:
+    st.info("Set up a model on the left (or pick a preset) and press **Launch**.")

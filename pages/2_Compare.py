@@ -2,8 +2,9 @@
 import streamlit as st
 
 from aelab import viz
-from aelab.ui import compare, state, views
+from aelab.ui import compare, frame, state, views
 
+frame.ensure()
 st.title("Compare runs")
 runs = {r.id: r for r in state.store().list()}
 if len(runs) < 2:

@@ -1,8 +1,9 @@
 """Inspect: replay one run's snapshots and look at what its model learned."""
 import streamlit as st
 
-from aelab.ui import inspect, state, views
+from aelab.ui import frame, inspect, state, views
 
+frame.ensure()
 st.title("Inspect a run")
 run = views.pick_run("inspect.run", state.store().list())
 if run is None:

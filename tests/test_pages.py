@@ -157,7 +157,7 @@ def test_compare_page(two_runs):
 def test_inspect_page_replays_and_probes_the_model(two_runs):
     at = app("pages/3_Inspect.py", run=two_runs[0])
     assert at.selectbox(key="inspect.run").value == two_runs[0]
-    at.slider(key="inspect.snapshot").set_value(0).run()
+    at.select_slider(key="inspect.snapshot").set_value(0).run()
     assert not at.exception, at.exception
     assert any("epoch 1, stage 1 of 2" in t for t in charts(at))
     assert [s.value for s in at.subheader] == ["Replay", "First-layer filters", "Interpolation through the code",

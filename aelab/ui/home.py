@@ -19,7 +19,7 @@ def page() -> None:
     for i, p in enumerate(PRESETS.values()):
         with cols[i % 3].container(border=True):
             st.markdown(f"**{p.title}**  \n{p.idea}")
-            st.page_link(views.TRAIN_PAGE, label=f"Open {p.name} in Train", icon="▶️",
+            st.page_link(views.TRAIN_PAGE, label=f"Open {p.name} in Train", icon=":material/play_arrow:",
                          query_params={"preset": p.name})
     st.subheader("Recent runs")
     runs = state.store().list()[:12]

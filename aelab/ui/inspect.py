@@ -24,10 +24,17 @@ def replay(run: Run) -> None:
     if st.session_state.get("_inspect_for") != run.id or st.session_state.get(key, 0) >= len(files):
         st.session_state[key] = len(files) - 1
         st.session_state["_inspect_for"] = run.id
-    i = st.slider("snapshot (epoch)", 0, len(files) - 1, key=key, format="%d",
-                  help="every epoch's reconstructions and codes were saved: replay the run without training")
+    names = _frame_names(run, len(files))
+    i = st.select_slider("replay: snapshot", list(range(len(files))), key=key, format_func=names.__getitem__,
+                         help="every epoch's reconstructions and codes were saved: replay the run without training")
     snap, xy, method = views.frame_at(run, i)
     views.snapshot_view(run, snap, xy, method, key="replay", umap_note=views.umap_note(method))
+
+
+def _frame_names(run: Run, n: int) -> list[str]:
+    epochs = run.epochs()
+    return [f"epoch {r['epoch']} ({r['stage_name']})" for r in epochs[:n]] + \
+        [f"snapshot {i + 1}" for i in range(len(epochs), n)]
 
 
 def filters(run: Run, model) -> None:

@@ -46,7 +46,7 @@ def snapshot_view(run: Run, snap: dict, xy, method: str, key: str, umap_note: st
             st.markdown("**Reconstructions of fixed validation images**")
             st.image(grid, caption=caption, width="stretch")
         if "hist_counts" in snap:
-            title = f"code activations (mean {float(snap['code_mean']):.3g}, {int(snap['code_dim'])} units)"
+            title = f"code activations: mean {float(snap['code_mean']):.3g}, {int(snap['code_dim'])} units"
             st.plotly_chart(viz.histogram_figure(snap["hist_counts"], snap["hist_edges"], title), key=f"{key}_hist")
     with right:
         code_map(run, xy, method, snap, probe, key=f"{key}_map")
@@ -83,9 +83,9 @@ def runs_table(runs: list[Run]) -> pd.DataFrame:
 def run_links(run: Run, key: str) -> None:
     a, b = st.columns(2)
     live = run.status().get("status") in LIVE
-    a.page_link(TRAIN_PAGE, label="watch live" if live else "open in Train", icon="📈",
+    a.page_link(TRAIN_PAGE, label="watch live" if live else "open in Train", icon=":material/monitoring:",
                 query_params={"run": run.id})
-    b.page_link(INSPECT_PAGE, label="inspect", icon="🔍", query_params={"run": run.id})
+    b.page_link(INSPECT_PAGE, label="inspect", icon=":material/search:", query_params={"run": run.id})
 
 
 def pick_run(key: str, runs: list[Run], finished_only: bool = False) -> Run | None:

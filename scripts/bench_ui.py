@@ -1,0 +1,80 @@
+"""Measure the lab's UI latency in headless Chromium (Debian's /usr/bin/chromium via Playwright).
+
+    .venv/bin/python scripts/bench_ui.py [--repeats 3]
+
+For each repeat: start `streamlit run app.py` on a fresh port and an empty runs folder, and report
+  cold start:   process start -> the Train page is interactive (its Launch button is enabled)
+  first loss:   click Launch -> the live loss chart shows its first training point (1st click, right
+                after the page came up; the warm worker may still be importing torch)
+  first loss 2: the same for a second Launch a few seconds later (the warm worker is ready)
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from aelab.ui import server  # noqa: E402
+
+ENABLED = """() => { const b = document.querySelectorAll('.st-key-launch button'); return b.length && !b[0].disabled; }"""
+FIRST_POINT = """(old) => { const t = [...document.querySelectorAll('.st-key-live_loss .gtitle')].map(e => e.textContent);
+                            const m = t.length ? t[t.length - 1].match(/loss: (\\d+) steps/) : null;
+                            return m && +m[1] > 0 && location.search.includes('run=') && !location.search.includes(old); }"""
+
+
+def click_to_first_loss(pg, old_run: str) -> float:
+    pg.wait_for_function(ENABLED)
+    t = time.perf_counter()
+    pg.locator(".st-key-launch button").first.click()
+    pg.wait_for_function(FIRST_POINT, arg=old_run or "@@none@@", polling=20, timeout=120_000)
+    return time.perf_counter() - t
+
+
+def one(pw) -> dict:
+    runs = Path(tempfile.mkdtemp(prefix="aelab-bench-"))
+    t0 = time.perf_counter()
+    proc, base = server.start(runs, log=runs / "server.log")
+    try:
+        browser = pw.chromium.launch(executable_path=server.CHROMIUM, args=server.CHROMIUM_ARGS)
+        server.wait_healthy(base, proc)
+        pg = browser.new_page(viewport={"width": 1500, "height": 1200})
+        pg.goto(base + "/Train")
+        pg.wait_for_function(ENABLED, polling=20, timeout=120_000)
+        cold = time.perf_counter() - t0
+        first = click_to_first_loss(pg, "")
+        run1 = re.search(r"run=([^&]+)", pg.url).group(1)
+        pg.locator(".st-key-stop button").first.click()
+        pg.wait_for_timeout(4000)
+        pg.goto(base + "/Train")  # a fresh page view, as a user starting the next experiment
+        second = click_to_first_loss(pg, run1)
+        pg.locator(".st-key-stop button").first.click()
+        browser.close()
+        return {"cold_start_s": cold, "click_to_first_loss_s": first, "click_to_first_loss_warm_s": second}
+    finally:
+        server.stop(proc)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    with sync_playwright() as pw:
+        for i in range(args.repeats):
+            rows.append(one(pw))
+            print(f"repeat {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1].items()), flush=True)
+    for k in rows[0]:
+        vals = [r[k] for r in rows]
+        print(f"{k}: median {statistics.median(vals):.2f} s (min {min(vals):.2f}, max {max(vals):.2f}, n={len(vals)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
