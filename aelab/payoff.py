@@ -161,18 +161,14 @@ def _accuracy(model: nn.Module, x, y) -> float:
     return float((pred == y).float().mean())
 
 
-def run_cell(method: str, run: Run | None, data: Data, idx: torch.Tensor, cfg: PayoffConfig, seed: int) -> float:
-    """Train one classifier on the labelled subset `idx` of the train split; validation accuracy."""
-    x, y = data.x_train[idx], data.y_train[idx]
-    n_classes = int(data.y_train.max()) + 1
-    if method == "pca":
-        return _pca_logreg(data, x, y, run, seed)
+def build_classifier(method: str, run: Run, data: Data, seed: int) -> tuple[Classifier, list[nn.Parameter]]:
+    """The classifier a method trains and the parameters its optimiser may change."""
     torch.manual_seed(seed)
     if method in PRETRAINED_METHODS:
         ae = run.load_model()
     else:
         ae = build_model(run.config, data.input_shape)  # same shape, PyTorch's default random init
-    model = Classifier(ae, n_classes, bn=method in ("scratch_bn", "scratch_lsuv"))
+    model = Classifier(ae, int(data.y_train.max()) + 1, bn=method in ("scratch_bn", "scratch_lsuv"))
     if method == "scratch_bn":
         kaiming_init(model)
     elif method == "scratch_lsuv":
@@ -180,7 +176,15 @@ def run_cell(method: str, run: Run | None, data: Data, idx: torch.Tensor, cfg: P
     if method == "frozen":
         for p in model.ae.parameters():
             p.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
+    return model, [p for p in model.parameters() if p.requires_grad]
+
+
+def run_cell(method: str, run: Run, data: Data, idx: torch.Tensor, cfg: PayoffConfig, seed: int) -> float:
+    """Train one classifier on the labelled subset `idx` of the train split; validation accuracy."""
+    x, y = data.x_train[idx], data.y_train[idx]
+    if method == "pca":
+        return _pca_logreg(data, x, y, run, seed)
+    model, params = build_classifier(method, run, data, seed)
     _fit_classifier(model, params, x, y, cfg, seed)
     return _accuracy(model, data.x_val, data.y_val)
 
