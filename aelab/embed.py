@@ -23,14 +23,21 @@ POLL_S = 0.3
 UMAP_EPOCHS_FROM_INIT = 100  # enough to settle a frame that starts from the previous layout
 
 
-def pca_2d(codes: np.ndarray) -> np.ndarray:
-    """First two principal components of codes (N, d) -> (N, 2) float32 (zeros when d == 0)."""
+def pca_2d(codes: np.ndarray, whiten: bool = True) -> np.ndarray:
+    """First two principal components of codes (N, d) -> (N, 2) float32.
+
+    Whitened by default (each axis scaled to unit variance) so the map fills its box instead of
+    collapsing onto the first component; a 1-unit code gets a zero second axis.
+    """
     x = np.asarray(codes, dtype=np.float64)
     x = x - x.mean(0, keepdims=True)
     if x.shape[1] == 1:
         return np.hstack([x, np.zeros_like(x)]).astype(np.float32)
     _, _, vt = np.linalg.svd(x, full_matrices=False)
-    return (x @ vt[:2].T).astype(np.float32)
+    xy = x @ vt[:2].T
+    if whiten:
+        xy = xy / np.maximum(xy.std(0, keepdims=True), 1e-12)
+    return xy.astype(np.float32)
 
 
 def align(new: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
@@ -216,6 +223,7 @@ def work_once(proj, runs_dir: Path) -> int:
 def serve(runs_dir: str, parent: int | None = None) -> int:
     """The projection process: warm up, then project new frames until the parent (app) goes away."""
     parent = parent or os.getppid()
+    os.nice(10)  # a map may lag a little; the server and the training worker must not
     root = Path(runs_dir)
     ready = root / ".umap_ready"
     ready.unlink(missing_ok=True)

@@ -6,7 +6,8 @@ For each repeat: start `streamlit run app.py` on a fresh port and an empty runs 
   cold start:   process start -> the Train page is interactive (its Launch button is enabled)
   first loss:   click Launch -> the live loss chart shows its first training point (1st click, right
                 after the page came up; the warm worker may still be importing torch)
-  first loss 2: the same for a second Launch a few seconds later (the warm worker is ready)
+  first loss 2: the same for a second Launch once the app has settled (the first run stopped and
+                SETTLE_S passed: the warm worker is ready, the UMAP warm-up is done or under way)
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aelab.ui import server  # noqa: E402
 
+SETTLE_S = 15
 ENABLED = """() => { const b = document.querySelectorAll('.st-key-launch button'); return b.length && !b[0].disabled; }"""
 FIRST_POINT = """(old) => { const t = [...document.querySelectorAll('.st-key-live_loss .gtitle')].map(e => e.textContent);
                             const m = t.length ? t[t.length - 1].match(/loss: (\\d+) steps/) : null;
@@ -49,7 +51,7 @@ def one(pw) -> dict:
         first = click_to_first_loss(pg, "")
         run1 = re.search(r"run=([^&]+)", pg.url).group(1)
         pg.locator(".st-key-stop button").first.click()
-        pg.wait_for_timeout(4000)
+        pg.wait_for_timeout(SETTLE_S * 1000)
         pg.goto(base + "/Train")  # a fresh page view, as a user starting the next experiment
         second = click_to_first_loss(pg, run1)
         pg.locator(".st-key-stop button").first.click()

@@ -83,7 +83,7 @@ def test_train_live_in_browser(app_url, page):
         if title and (not seen or title != seen[-1]):
             seen.append(title)
         grid = page.locator("[data-testid='stImage'] img").count()
-        if len(seen) >= 3 and grid and epochs_logged(title) >= 2:  # 2 epochs: a curve worth a screenshot
+        if len(seen) >= 3 and grid and epochs_logged(title) >= 3:  # 3 epochs: a curve worth a screenshot
             break
         time.sleep(0.25)
     assert len(seen) >= 3, f"loss chart updated fewer than twice: {seen}"

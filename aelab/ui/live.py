@@ -14,6 +14,7 @@ from ..runs import LIVE, Run
 from . import state, views
 
 REFRESH_S = 1.0
+FIRST_REFRESH_S = 0.25  # until the first epoch: the first loss points show up at once
 
 
 def controls(run: Run, status: dict, greedy: bool) -> None:
@@ -63,15 +64,17 @@ def panel(run_id: str) -> None:
         st.warning(f"no run {run_id!r} in {state.runs_dir()}")
         return
     live = run.status().get("status") in LIVE
-    st.fragment(run_every=REFRESH_S if live else None)(_draw)(run, live)
+    early = live and not run.epochs()
+    every = (FIRST_REFRESH_S if early else REFRESH_S) if live else None
+    st.fragment(run_every=every)(_draw)(run, live, early)
 
 
-def _draw(run: Run, was_live: bool) -> None:
+def _draw(run: Run, was_live: bool, early: bool) -> None:
     status = run.status()
-    if was_live and status.get("status") not in LIVE:
-        st.rerun()  # the run ended: redraw the whole page once, without the timer
     metrics = run.metrics()
     epochs = [r for r in metrics if r["kind"] == "epoch"]
+    if (was_live and status.get("status") not in LIVE) or (early and epochs):
+        st.rerun()  # the run ended (or its first epoch is in): redraw the page once, with a slower timer
     st.markdown(f"#### Run `{run.id}`")
     progress(status, epochs)
     controls(run, status, run.config.train.strategy == "greedy")
