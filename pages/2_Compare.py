@@ -11,8 +11,8 @@ if len(runs) < 2:
     st.info("Compare needs at least two runs: launch a couple on the Train page "
             "(e.g. the same layers greedy vs end-to-end, or tied vs untied).")
     st.stop()
-if "compare.runs" not in st.session_state:
-    st.session_state["compare.runs"] = list(runs)[:2]
+kept = [i for i in st.session_state.get("compare.runs", []) if i in runs]
+st.session_state["compare.runs"] = kept or list(runs)[:2]
 picked = st.multiselect("runs to compare", list(runs), key="compare.runs", format_func=lambda i: compare.label(runs[i]))
 axis = st.radio("x axis", ["epoch", "samples", "seconds"], key="compare.x", horizontal=True,
                 format_func=viz.X_LABELS.get)

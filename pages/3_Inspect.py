@@ -20,9 +20,9 @@ if model is None:
     st.stop()
 data = state.dataset(cfg)
 image_data = data.kind == "image"
-st.subheader("First-layer filters")
-inspect.filters(run, model)
 if image_data:
+    st.subheader("First-layer filters")
+    inspect.filters(run, model)
     st.subheader("Interpolation through the code")
     inspect.interpolation(run, model, data)
     st.subheader("Denoising demo")

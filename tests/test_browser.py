@@ -18,6 +18,11 @@ SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 RUN = "/Train?preset=keras-deep&train.epochs=5&train.batch_size=64&data.max_train=2000"
 RUN2 = ("/Train?preset=tied-stacked&train.epochs=1&train.finetune_epochs=2&train.batch_size=64"
         "&data.max_train=2000")
+SHOT_EPOCHS, WAIT_S = 3, 120
+if os.environ.get("AELAB_SHOTS_LONG") == "1":  # README screenshots: longer runs, greedy stages visible mid-run
+    RUN = "/Train?preset=stacked-denoising&train.epochs=3&train.finetune_epochs=8"
+    RUN2 = "/Train?preset=keras-deep&train.epochs=17"
+    SHOT_EPOCHS, WAIT_S = 8, 400
 
 
 def _need_browser():
@@ -78,12 +83,12 @@ def launch(pg, base: str, query: str) -> None:
 def test_train_live_in_browser(app_url, page):
     launch(page, app_url, RUN)
     seen, t0 = [], time.time()
-    while time.time() - t0 < 90:  # the chart must update at least twice while training
+    while time.time() - t0 < WAIT_S:  # the chart must update at least twice while training
         title = loss_title(page)
         if title and (not seen or title != seen[-1]):
             seen.append(title)
         grid = page.locator("[data-testid='stImage'] img").count()
-        if len(seen) >= 3 and grid and epochs_logged(title) >= 3:  # 3 epochs: a curve worth a screenshot
+        if len(seen) >= 3 and grid and epochs_logged(title) >= SHOT_EPOCHS:  # a curve worth a screenshot
             break
         time.sleep(0.25)
     assert len(seen) >= 3, f"loss chart updated fewer than twice: {seen}"
@@ -93,12 +98,12 @@ def test_train_live_in_browser(app_url, page):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "train.png"), full_page=True)
     assert page.locator("[data-testid='stException']").count() == 0
-    page.get_by_text("completed").first.wait_for(timeout=90_000)
+    page.get_by_text("completed").first.wait_for(timeout=WAIT_S * 1000)
 
 
 def test_compare_and_inspect_in_browser(app_url, page):
     launch(page, app_url, RUN2)
-    page.get_by_text("completed").first.wait_for(timeout=120_000)
+    page.get_by_text("completed").first.wait_for(timeout=WAIT_S * 1000)
     page.goto(app_url + "/Compare")
     page.locator(".st-key-cmp_curves .gtitle").first.wait_for()
     page.locator("[data-testid='stImage'] img").nth(1).wait_for()
@@ -107,6 +112,12 @@ def test_compare_and_inspect_in_browser(app_url, page):
     page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
     page.goto(app_url + "/Inspect")
     page.get_by_text("Worst-reconstructed validation images").wait_for()
+    for _ in range(15 if os.environ.get("AELAB_SHOTS_LONG") == "1" else 0):  # README shot: wait for UMAP
+        if page.get_by_text("(UMAP)").count():
+            break
+        page.wait_for_timeout(2000)
+        page.reload()
+        page.get_by_text("Worst-reconstructed validation images").wait_for()
     page.locator("[data-testid='stImage'] img").nth(4).wait_for()
     page.wait_for_timeout(1500)
     assert page.locator("[data-testid='stException']").count() == 0

@@ -171,3 +171,17 @@ def test_home_lists_recent_runs(two_runs):
     at = app()
     df = at.dataframe[0].value
     assert set(df["run"]) == set(two_runs) and set(df["status"]) == {"completed"}
+
+
+def test_uploaded_csv_is_checked_against_the_loss(tmp_path):
+    from aelab.ui.build import check
+
+    csv = tmp_path / "table.csv"
+    csv.write_text("a,b,c,label\n" + "\n".join(f"{i},{i * 2 % 7},{i % 3},{i % 2}" for i in range(40)))
+    base = {"data.name": "file", "data.path": str(csv), "model.layers": "4,2"}
+    cfg, err = check({**base, "train.loss": "bce"})
+    assert cfg is None and err.startswith("train.loss: bce needs data in [0,1]")
+    cfg, err = check({**base, "train.loss": "mse"})
+    assert err is None and cfg.data.path == str(csv)
+    cfg, err = check({**base, "train.loss": "mse", "model.kind": "conv"})
+    assert err.startswith("model.kind: a conv autoencoder needs image data")

@@ -53,8 +53,11 @@ def grids(runs: list[Run]) -> dict[str, np.ndarray]:
 
 def maps(runs: list[Run]) -> None:
     """Final code maps side by side: each aligned to the first and drawn on shared axes."""
+    from .inspect import request_umap
+
     frames, ref = [], None
     for r in runs:
+        request_umap(r)
         lay = state.frame_layouts(r)
         xy = lay.xy[-1] if lay.xy else None
         if xy is not None:

@@ -8,8 +8,14 @@ import torch
 from .. import viz
 from ..config import NOISE_KINDS, NoiseConfig
 from ..embed import REQUEST_FILE
-from ..runs import Run
+from ..runs import LIVE, Run
 from . import state, views
+
+
+def request_umap(run: Run) -> None:
+    """Ask the projection process for UMAP layouts of every frame of a saved run (it does a few at a time)."""
+    if state.umap_state() != "off" and run.status().get("status") not in LIVE and not (run.dir / REQUEST_FILE).exists():
+        (run.dir / REQUEST_FILE).touch()
 
 
 def replay(run: Run) -> None:
@@ -18,8 +24,7 @@ def replay(run: Run) -> None:
     if not files:
         st.info("This run has no snapshots yet.")
         return
-    if state.umap_state() != "off" and not (run.dir / REQUEST_FILE).exists():
-        (run.dir / REQUEST_FILE).touch()  # ask the projection process for UMAP layouts of every frame
+    request_umap(run)
     key = "inspect.snapshot"
     if st.session_state.get("_inspect_for") != run.id or st.session_state.get(key, 0) >= len(files):
         st.session_state[key] = len(files) - 1
@@ -41,9 +46,6 @@ def filters(run: Run, model) -> None:
     from ..model import first_layer_filters
 
     w = first_layer_filters(model)
-    if w.shape[-1] < 3 and w.shape[-2] < 3 and model.kind == "dense":
-        st.info("tabular data: filters are not images")
-        return
     st.image(viz.filters_grid(w), caption=f"first {min(64, len(w))} of {len(w)} first-layer filters "
              "(each scaled to its own range)", width="stretch")
 
@@ -61,8 +63,7 @@ def interpolation(run: Run, model, data) -> None:
         t = torch.linspace(0, 1, steps).view(-1, *([1] * (h.dim() - 1)))
         out = model.decode(h[:1] * (1 - t) + h[1:] * t).clamp(0, 1)
     imgs = np.concatenate([viz.to_uint8(x[:1]), viz.to_uint8(out), viz.to_uint8(x[1:])])
-    st.image(viz.image_grid(imgs, nrow=len(imgs)), caption="A, decoded interpolation of the codes, B",
-             width="stretch")
+    st.image(viz.image_grid(imgs, nrow=len(imgs)), caption="A, decoded interpolation of the codes, B")
 
 
 def denoise(run: Run, model, data) -> None:
@@ -77,8 +78,7 @@ def denoise(run: Run, model, data) -> None:
     with torch.no_grad():
         out = model(noisy).clamp(0, 1)
     imgs = np.concatenate([viz.to_uint8(x), viz.to_uint8(noisy), viz.to_uint8(out)])
-    st.image(viz.image_grid(imgs, nrow=len(x)), caption="rows: clean / corrupted input / the model's output",
-             width="stretch")
+    st.image(viz.image_grid(imgs, nrow=len(x)), caption="rows: clean / corrupted input / the model's output")
 
 
 def worst(run: Run, model, data, k: int = 8) -> None:
@@ -89,6 +89,6 @@ def worst(run: Run, model, data, k: int = 8) -> None:
     idx = np.argsort(-err)[:k]
     x = data.x_val[idx]
     imgs = np.concatenate([viz.to_uint8(x), viz.to_uint8(reconstruct(model, x).clamp(0, 1))])
-    st.image(viz.image_grid(imgs, nrow=k), width="stretch",
+    st.image(viz.image_grid(imgs, nrow=k),
              caption="rows: original / reconstruction. Squared errors: " +
                      ", ".join(f"#{i} {err[i]:.1f}" for i in idx) + f" (median {np.median(err):.1f})")
