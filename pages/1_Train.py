@@ -1,7 +1,7 @@
 """Train: build an autoencoder, launch it in the worker, watch it learn live."""
 import streamlit as st
 
-from aelab.ui import arch, build, frame, live, state
+from aelab.ui import arch, build, frame, live
 
 frame.ensure()
 st.title("Train")
@@ -12,7 +12,7 @@ with left:
         st.error(err)
     if st.button("Launch", key="launch", type="primary", disabled=cfg is None, width="stretch",
                  help="start training in the background worker"):
-        run = state.pool().start(cfg)
+        run = live.launch(cfg)
         st.session_state["run_id"] = run.id
         st.query_params["run"] = run.id
 run_id = st.query_params.get("run") or st.session_state.get("run_id")

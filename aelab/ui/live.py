@@ -6,6 +6,7 @@ while the run is live, and stops polling when it ends.
 from __future__ import annotations
 
 import re
+import time
 
 import streamlit as st
 
@@ -14,6 +15,7 @@ from ..runs import LIVE, Run
 from . import state, views
 
 REFRESH_S = 1.0
+FIRST_POINT_WAIT_S = 1.0  # a warm worker logs its first step ~0.2 s after the click
 FIRST_REFRESH_S = 0.25  # until the first epoch: the first loss points show up at once
 
 
@@ -50,6 +52,17 @@ def progress(status: dict, epochs: list[dict]) -> None:
     st.progress(min(1.0, ep / total) if total else 0.0,
                 text=f"**{s}**: {stage}{f' ({n_stages} stages)' if n_stages and n_stages > 1 else ''}, "
                      f"epoch {ep} of {total or '?'}{eta}{'. ' + msg if msg else ''}")
+
+
+def launch(cfg) -> Run:
+    """Start a run in the warm worker and wait (at most FIRST_POINT_WAIT_S) for its first loss point,
+    so the page's own rerun after the click already draws it."""
+    run = state.pool().start(cfg)
+    run = state.get_run(run.id)
+    t = time.monotonic()
+    while not run.metrics() and time.monotonic() - t < FIRST_POINT_WAIT_S:
+        time.sleep(0.02)
+    return run
 
 
 def _n_train(status: dict) -> int | None:
