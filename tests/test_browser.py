@@ -1,7 +1,8 @@
 """End to end in a real browser: `streamlit run app.py` headless, driven with Debian's Chromium.
 
 Loads Train, launches a short run, waits until the loss chart has updated at least twice and the
-reconstruction grid shows images, and saves the README screenshots (Train mid-run, Compare, Inspect).
+reconstruction grid shows images, and saves screenshots of Train (mid-run), Compare and Inspect
+(the README's, with AELAB_SHOTS_LONG=1: `AELAB_SHOTS_LONG=1 .venv/bin/python -m pytest tests/test_browser.py`).
 Outside CI it skips when Chromium is missing; under AELAB_CI=1 it fails instead.
 """
 import os
@@ -14,7 +15,7 @@ import pytest
 
 from aelab.ui import server
 
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+README_SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 RUN = "/Train?preset=keras-deep&train.epochs=5&train.batch_size=64&data.max_train=2000"
 RUN2 = ("/Train?preset=tied-stacked&train.epochs=1&train.finetune_epochs=2&train.batch_size=64"
         "&data.max_train=2000")
@@ -23,6 +24,20 @@ if os.environ.get("AELAB_SHOTS_LONG") == "1":  # README screenshots: longer runs
     RUN = "/Train?preset=stacked-denoising&train.epochs=3&train.finetune_epochs=8"
     RUN2 = "/Train?preset=keras-deep&train.epochs=17"
     SHOT_EPOCHS, WAIT_S = 8, 400
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """README screenshots go to docs/screenshots only in AELAB_SHOTS_LONG=1 mode (else a temp dir, or
+    AELAB_SCREENSHOTS_DIR), so a plain test run never overwrites them with short-run pictures."""
+    if os.environ.get("AELAB_SCREENSHOTS_DIR"):
+        d = Path(os.environ["AELAB_SCREENSHOTS_DIR"])
+    elif os.environ.get("AELAB_SHOTS_LONG") == "1":
+        d = README_SHOTS
+    else:
+        d = tmp_path_factory.mktemp("screenshots")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
 
 
 def _need_browser():
@@ -80,7 +95,7 @@ def launch(pg, base: str, query: str) -> None:
     pg.locator(".st-key-launch button").first.click()
 
 
-def test_train_live_in_browser(app_url, page):
+def test_train_live_in_browser(app_url, page, shots):
     launch(page, app_url, RUN)
     seen, t0 = [], time.time()
     while time.time() - t0 < WAIT_S:  # the chart must update at least twice while training
@@ -95,13 +110,13 @@ def test_train_live_in_browser(app_url, page):
     assert page.locator("[data-testid='stImage'] img").count() >= 1
     page.mouse.move(5, 5)  # no tooltip over the panel
     page.wait_for_timeout(800)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "train.png"), full_page=True)
+    page.screenshot(path=str(shots / "train.png"), full_page=True)
+    assert (shots / "train.png").stat().st_size > 50_000
     assert page.locator("[data-testid='stException']").count() == 0
     page.get_by_text("completed").first.wait_for(timeout=WAIT_S * 1000)
 
 
-def test_compare_and_inspect_in_browser(app_url, page):
+def test_compare_and_inspect_in_browser(app_url, page, shots):
     launch(page, app_url, RUN2)
     page.get_by_text("completed").first.wait_for(timeout=WAIT_S * 1000)
     page.goto(app_url + "/Compare")
@@ -109,7 +124,7 @@ def test_compare_and_inspect_in_browser(app_url, page):
     page.locator("[data-testid='stImage'] img").nth(1).wait_for()
     page.wait_for_timeout(1500)
     assert page.locator("[data-testid='stException']").count() == 0
-    page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
+    page.screenshot(path=str(shots / "compare.png"), full_page=True)
     page.goto(app_url + "/Inspect")
     page.get_by_text("Worst-reconstructed validation images").wait_for()
     for _ in range(15 if os.environ.get("AELAB_SHOTS_LONG") == "1" else 0):  # README shot: wait for UMAP
@@ -121,4 +136,4 @@ def test_compare_and_inspect_in_browser(app_url, page):
     page.locator("[data-testid='stImage'] img").nth(4).wait_for()
     page.wait_for_timeout(1500)
     assert page.locator("[data-testid='stException']").count() == 0
-    page.screenshot(path=str(SHOTS / "inspect.png"), full_page=True)
+    page.screenshot(path=str(shots / "inspect.png"), full_page=True)
