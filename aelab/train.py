@@ -21,6 +21,7 @@ from .objectives import (contractive_penalty, corrupt, reconstruction_loss, spar
 
 N_PROBE_IMAGES = 16  # reconstructions shown in the grid
 N_PROBE_CODES = 2000  # validation points whose codes are mapped in 2-D
+SNAPSHOT_EVERY_S = 1.0  # the live grid/map refresh about once a second; every stage's ends always kept
 LOG_EVERY_S = 0.25  # step records: often enough for a live chart, rare enough to cost nothing
 EVAL_CHUNK = 1024
 
@@ -69,6 +70,7 @@ class Context:
     epoch: int = 0  # global epoch counter over all stages
     train_seconds: float = 0.0  # wall time spent training, pauses excluded
     _t0: float = field(default_factory=time.perf_counter)
+    last_snapshot: float = 0.0
     _paused: float = 0.0
 
     def seconds(self) -> float:
@@ -153,7 +155,7 @@ def fit(net, encode, x_in: torch.Tensor, stage: Stage, ctx: Context, params, los
         train_loss = (ep_loss / max(ep_n, 1)).item()
         if not math.isfinite(train_loss):
             raise Diverged()
-        end_of_epoch(ctx, stage, train_loss, loss_name, net, encode)
+        end_of_epoch(ctx, stage, train_loss, loss_name, net, encode, edge=ep in (0, stage.epochs - 1))
         _check_control(ctx)
 
 
@@ -187,12 +189,15 @@ def evaluate(model: AE, x: torch.Tensor, level: int, loss_name: str, device, kee
     return tot_loss / n, tot_sq / n, (torch.cat(codes) if codes else None)
 
 
-def end_of_epoch(ctx: Context, stage: Stage, train_loss: float, loss_name: str, net, encode) -> None:
-    """Validation of the stage's own objective plus the shared full-stack pixel-space curve; snapshot."""
+def end_of_epoch(ctx: Context, stage: Stage, train_loss: float, loss_name: str, net, encode,
+                 edge: bool = True) -> None:
+    """Validation of the stage's own objective plus the shared full-stack pixel-space curve, every epoch;
+    a snapshot at a stage's first and last epoch and otherwise at most every SNAPSHOT_EVERY_S (short
+    epochs would spend a fifth of the time writing snapshots nobody can look at that fast)."""
     d, model, dev = ctx.data, ctx.model, ctx.device
-    pixel_loss_name = ctx.cfg.train.loss
-    val_pix, val_sq, codes = evaluate(model, d.x_val, stage.level, pixel_loss_name, dev,
-                                      keep_codes=N_PROBE_CODES)
+    snap = edge or ctx.seconds() - ctx.last_snapshot >= SNAPSHOT_EVERY_S
+    val_pix, val_sq, codes = evaluate(model, d.x_val, stage.level, ctx.cfg.train.loss, dev,
+                                      keep_codes=N_PROBE_CODES if snap else 0)
     if stage.index > 1 and stage.level == stage.index:  # greedy stage k > 1: its own loss is on codes
         with torch.no_grad():
             net.eval()
@@ -205,6 +210,9 @@ def end_of_epoch(ctx: Context, stage: Stage, train_loss: float, loss_name: str, 
              val_loss=stage_val, val_pixel_loss=val_pix, val_sq_err=val_sq)
     if not all(math.isfinite(v) for v in (val_pix, val_sq, stage_val)):
         raise Diverged()
+    if not snap:
+        return
+    ctx.last_snapshot = ctx.seconds()
     with torch.no_grad():
         probe = d.x_val[:N_PROBE_IMAGES].to(dev)
         recon = model.decode(model.encode(probe, upto=stage.level), frm=stage.level).clamp(0, 1).cpu()

@@ -1,6 +1,6 @@
 """Measure the lab's UI latency in headless Chromium (Debian's /usr/bin/chromium via Playwright).
 
-    .venv/bin/python scripts/bench_ui.py [--repeats 3]
+    .venv/bin/python -m scripts.bench_ui [--repeats 3]
 
 For each repeat: start `streamlit run app.py` on a fresh port and an empty runs folder, and report
   cold start:   process start -> the Train page is interactive (its Launch button is enabled)
@@ -19,8 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from aelab.ui import server  # noqa: E402
+from aelab.ui import server
 
 SETTLE_S = 15
 ENABLED = """() => { const b = document.querySelectorAll('.st-key-launch button'); return b.length && !b[0].disabled; }"""
