@@ -62,7 +62,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("hinton-2006", "Hinton & Salakhutdinov 2006",
            "784-1000-500-250-30, greedy layer-wise pretraining then end-to-end fine-tuning",
            {"model.layers": "1000,500,250,30", "model.code_activation": "linear", "train.strategy": "greedy",
-            "train.epochs": 2, "train.finetune_epochs": 10, "train.batch_size": 64}),
+            "train.epochs": 4, "train.finetune_epochs": 30, "train.batch_size": 64}),
 ]}
 
 
