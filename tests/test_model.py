@@ -65,7 +65,8 @@ def test_stage_ae_uses_the_same_modules_as_the_stack():
 def test_activations_linear_code_and_sigmoid_output():
     cfg = RunConfig().with_overrides({"model.layers": "16,4", "model.code_activation": "linear"})
     ae = build_model(cfg, (1, 8, 8))
-    out = ae(torch.randn(6, 1, 8, 8) * 5)
+    with torch.no_grad():
+        out = ae(torch.randn(6, 1, 8, 8) * 5)
     assert float(out.min()) >= 0 and float(out.max()) <= 1  # BCE -> sigmoid output
     assert ae.encoders[1].act_name == "linear" and ae.encoders[0].act_name == "relu"
     assert first_layer_filters(ae).shape == (16, 1, 8, 8)
