@@ -185,8 +185,21 @@ def run_cell(method: str, run: Run, data: Data, idx: torch.Tensor, cfg: PayoffCo
     if method == "pca":
         return _pca_logreg(data, x, y, run, seed)
     model, params = build_classifier(method, run, data, seed)
+    if method == "frozen":  # the encoder never changes: compute its features once, train the head on them
+        with torch.no_grad():
+            model.eval()
+            feats, val_feats = model.features(x), _features(model, data.x_val)
+        _fit_classifier(model.head, params, feats, y, cfg, seed)
+        return _accuracy(model.head, val_feats, data.y_val)
     _fit_classifier(model, params, x, y, cfg, seed)
     return _accuracy(model, data.x_val, data.y_val)
+
+
+def _features(model: Classifier, x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([model.features(x[i:i + 1024]) for i in range(0, len(x), 1024)])
+
+
+_PCA_CACHE: dict = {}
 
 
 def _pca_logreg(data: Data, x, y, run: Run, seed: int) -> float:
@@ -195,7 +208,10 @@ def _pca_logreg(data: Data, x, y, run: Run, seed: int) -> float:
 
     k = build_model(run.config, data.input_shape).code_dim()
     flat = lambda t: t.reshape(len(t), -1).numpy()  # noqa: E731
-    pca = PCA(n_components=min(k, data.input_dim), random_state=0).fit(flat(data.x_train))  # all unlabelled x
+    key = (data.name, len(data.x_train), float(data.x_train.sum()), k)
+    if key not in _PCA_CACHE:  # fit once on all (unlabelled) train images, like the AE's pretraining
+        _PCA_CACHE[key] = PCA(n_components=min(k, data.input_dim), random_state=0).fit(flat(data.x_train))
+    pca = _PCA_CACHE[key]
     clf = LogisticRegression(max_iter=500, random_state=seed).fit(pca.transform(flat(x)), y.numpy())
     return float(clf.score(pca.transform(flat(data.x_val)), data.y_val.numpy()))
 

@@ -27,14 +27,14 @@ def payoff_figure(table: list[dict], title: str = "accuracy vs number of labels"
         sd = [100 * r["accuracy_sd"] for r in rows]
         fill = _rgba(color, 0.15)
         fig.add_trace(go.Scatter(x=x + x[::-1], y=[m + s for m, s in zip(mean, sd)] + [m - s for m, s in
-                                 zip(mean[::-1], sd[::-1])], fill="toself", fillcolor=fill, line=dict(width=0),
+                                 zip(mean[::-1], sd[::-1])], mode="lines", fill="toself", fillcolor=fill, line=dict(width=0),
                                  hoverinfo="skip", showlegend=False, legendgroup=name))
         fig.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers", name=name, legendgroup=name,
                                  line=dict(color=color, width=3, dash="dot" if name.startswith("PCA") else "solid"),
                                  error_y=dict(type="data", array=sd, visible=False),
                                  hovertemplate="%{x} labels: %{y:.1f}%<extra>" + name + "</extra>"))
     fig.update_layout(title=title, height=height, xaxis_title="labelled training examples (log scale)",
-                      yaxis_title="validation accuracy (%)", legend=dict(orientation="h", y=-0.2),
+                      yaxis_title="validation accuracy (%)", legend=dict(font=dict(size=13)),
                       margin=dict(l=60, r=20, t=60, b=40), font=dict(size=15))
     fig.update_xaxes(type="log")
     return fig
