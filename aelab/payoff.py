@@ -309,6 +309,8 @@ def reading(table: list[dict]) -> str:
         if g0 > 1.0:
             text += f"; the gap closes (≤ 1 point) by {closed} labels" if closed else \
                 f"; still {gaps[-1][1]:+.1f} points at {gaps[-1][0]} labels"
+        elif len(gaps) > 1:
+            text += f"; at {gaps[-1][0]} labels it is {gaps[-1][1]:+.1f} points vs {gaps[-1][2]}"
         lines.append(text + ".")
     return " ".join(lines) if lines else "No pretrained series to compare."
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ..payoff import DEFAULT_BUDGETS, PayoffConfig, payoff_dir, start_payoff
+from ..payoff import DEFAULT_BUDGETS, PayoffConfig, payoff_dir, reading, start_payoff
 from ..payoff_plot import payoff_figure, payoff_png
 from ..runs import Run, read_json
 from . import state
@@ -84,7 +84,7 @@ def results(d: Path) -> None:
     res = read_json(d / "results.json")
     if res is None:
         return
-    st.success(res["reading"])
+    st.success(reading(res["table"]))  # recomputed: cached results keep up with the wording
     st.plotly_chart(payoff_figure(res["table"], f"accuracy vs labels · {res['dataset']}"), key="payoff.fig")
     df = pd.DataFrame(res["table"])
     df["accuracy (%)"] = (100 * df.accuracy_mean).round(1).astype(str) + " ± " + (100 * df.accuracy_sd).round(1).astype(str)
