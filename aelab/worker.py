@@ -179,12 +179,26 @@ class WorkerPool:
     Start-up of a fresh Python+torch process costs seconds; the warm one starts training at once.
     """
 
-    def __init__(self, runs_dir: str | os.PathLike = "runs"):
+    def __init__(self, runs_dir: str | os.PathLike = "runs", respawn_delay_s: float = 0.0):
+        """respawn_delay_s: start the next standby this long after a launch, so its torch import does
+        not compete with the launched run's first steps on a small machine (a launch in between gets a
+        fresh process, as when the standby has died)."""
         self.store = RunStore(runs_dir)
+        self.respawn_delay_s = respawn_delay_s
         self._lock = threading.Lock()
         self._standby: subprocess.Popen | None = None
         self._children: list[subprocess.Popen] = []
         self._spawn_standby()
+
+    def _respawn_later(self) -> None:
+        def respawn():
+            with self._lock:
+                if self._standby is None:
+                    self._spawn_standby()
+        self._standby = None
+        timer = threading.Timer(self.respawn_delay_s, respawn)
+        timer.daemon = True
+        timer.start()
 
     def _spawn_standby(self) -> None:
         self._standby = subprocess.Popen(_worker_cmd("--standby"), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -206,7 +220,10 @@ class WorkerPool:
                 proc = subprocess.Popen(_worker_cmd(str(run.dir)), stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, env=_env())
             self._children.append(proc)
-            self._spawn_standby()
+            if self.respawn_delay_s > 0:
+                self._respawn_later()
+            else:
+                self._spawn_standby()
         return run
 
     def reap(self) -> None:

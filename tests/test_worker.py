@@ -126,3 +126,16 @@ def test_metrics_reader_skips_a_half_written_line(tmp_path, tiny_cfg):
     with open(run.dir / "metrics.jsonl", "a") as f:
         f.write('och", "epoch": 2}\n')
     assert [r["epoch"] for r in run.metrics()] == [1, 2]
+
+
+def test_pool_respawns_its_standby_after_the_delay(tmp_path, tiny_cfg):
+    pool = WorkerPool(tmp_path, respawn_delay_s=0.5)
+    try:
+        first = pool._standby
+        run = pool.start(tiny_cfg)
+        assert pool._standby is None  # the launched run gets the cores to itself for a moment
+        time.sleep(1.5)
+        assert pool._standby is not None and pool._standby is not first and pool._standby.poll() is None
+        assert _wait(run)["status"] == "completed"
+    finally:
+        pool.shutdown()

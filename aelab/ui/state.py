@@ -32,36 +32,11 @@ def store() -> RunStore:
 STANDBY_DELAY_S = 5.0  # a new warm worker imports torch for seconds: not while a launched run starts
 
 
-def _delayed_pool_class():
-    import threading
-
-    from ..worker import WorkerPool
-
-    class DelayedStandbyPool(WorkerPool):
-        """WorkerPool whose replacement standby starts a few seconds after a launch, so its torch import
-        does not compete with the launched run's first steps on a 2-core machine (a launch in between
-        gets a fresh process, as when the standby has died)."""
-
-        _started_once = False
-
-        def _spawn_standby(self) -> None:
-            if not self._started_once:
-                self._started_once = True
-                return super()._spawn_standby()
-            self._standby = None
-            threading.Timer(STANDBY_DELAY_S, self._respawn).start()
-
-        def _respawn(self) -> None:
-            with self._lock:
-                if self._standby is None:
-                    WorkerPool._spawn_standby(self)
-
-    return DelayedStandbyPool
-
-
 @st.cache_resource(show_spinner=False)
 def _pool(root: str):
-    return _delayed_pool_class()(root)
+    from ..worker import WorkerPool
+
+    return WorkerPool(root, respawn_delay_s=STANDBY_DELAY_S)
 
 
 def pool():
