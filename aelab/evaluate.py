@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from . import objectives
 from .data import Data
 from .model import AE
 
@@ -32,8 +33,7 @@ def reconstruct(model: AE, x: torch.Tensor, device=None) -> torch.Tensor:
 
 def sq_err_per_image(model: AE, x: torch.Tensor) -> np.ndarray:
     """Per-image sum of squared pixel error (the anomaly score and Hinton & Salakhutdinov's measure)."""
-    x_hat = reconstruct(model, x)
-    return (x_hat - x).reshape(len(x), -1).pow(2).sum(1).numpy()
+    return objectives.sq_err_per_image(reconstruct(model, x), x).numpy()
 
 
 def linear_probe(train_codes: np.ndarray, y_train: np.ndarray, val_codes: np.ndarray, y_val: np.ndarray,
@@ -63,13 +63,11 @@ def pca_baseline(data: Data, k: int) -> dict:
 
 def summarize(model: AE, data: Data, loss_name: str, seed: int = 0) -> dict:
     """The end-of-run metrics of summary.json (validation reconstruction, code activity, probe)."""
-    from .objectives import reconstruction_loss
-
     x_hat = reconstruct(model, data.x_val)
     if loss_name == "bce":
         x_hat = x_hat.clamp(0, 1)
-    val_loss = float(reconstruction_loss(x_hat, data.x_val, loss_name))
-    sq = float((x_hat - data.x_val).reshape(len(x_hat), -1).pow(2).sum(1).mean())
+    val_loss = float(objectives.reconstruction_loss(x_hat, data.x_val, loss_name))
+    sq = float(objectives.sq_err_per_image(x_hat, data.x_val).mean())
     val_codes = codes_of(model, data.x_val)
     out = {"val_loss": val_loss, "val_sq_err_per_image": sq, "code_dim": int(val_codes.shape[1]),
            "code_mean_activation": float(val_codes.mean()),

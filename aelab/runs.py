@@ -182,10 +182,6 @@ class Run:
     def has_weights(self) -> bool:
         return (self.dir / "weights.safetensors").exists()
 
-    @property
-    def created(self) -> float:
-        return read_json(self.dir / "status.json", {}).get("created", self.dir.stat().st_mtime)
-
 
 class RunStore:
     def __init__(self, root: str | os.PathLike = "runs"):

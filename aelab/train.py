@@ -68,7 +68,6 @@ class Context:
     step: int = 0
     samples: int = 0
     epoch: int = 0  # global epoch counter over all stages
-    train_seconds: float = 0.0  # wall time spent training, pauses excluded
     _t0: float = field(default_factory=time.perf_counter)
     last_snapshot: float = 0.0
     _paused: float = 0.0
@@ -226,10 +225,15 @@ def end_of_epoch(ctx: Context, stage: Stage, train_loss: float, loss_name: str, 
              level=stage.level, recon=recon, codes=codes)
 
 
+def _exact_jacobian_layer(model: AE):
+    """The encoder layer whose Jacobian norm has a closed form (a one-layer dense encoder), else None."""
+    return model.encoders[0] if model.n_stages == 1 and isinstance(model.encoders[0], Dense) else None
+
+
 def train_end_to_end(ctx: Context, stages: list[Stage], gen) -> None:
     model, x = ctx.model, ctx.data.x_train.to(ctx.device)
-    layer = model.encoders[0] if model.n_stages == 1 and isinstance(model.encoders[0], Dense) else None
-    _run_stage(ctx, stages[0], model, model.encode, x, list(model.parameters()), ctx.cfg.train.loss, layer, gen)
+    _run_stage(ctx, stages[0], model, model.encode, x, list(model.parameters()), ctx.cfg.train.loss,
+               _exact_jacobian_layer(model), gen)
 
 
 def train_greedy(ctx: Context, stages: list[Stage], gen) -> None:
@@ -241,8 +245,8 @@ def train_greedy(ctx: Context, stages: list[Stage], gen) -> None:
         if stage.name == "fine-tune":
             for p in model.parameters():
                 p.requires_grad_(True)
-            layer = model.encoders[0] if model.n_stages == 1 and isinstance(model.encoders[0], Dense) else None
-            _run_stage(ctx, stage, model, model.encode, x, list(model.parameters()), cfg.train.loss, layer, gen)
+            _run_stage(ctx, stage, model, model.encode, x, list(model.parameters()), cfg.train.loss,
+                       _exact_jacobian_layer(model), gen)
             continue
         k = stage.index
         net = StageAE(model, k)

@@ -97,10 +97,9 @@ def execute(run: Run) -> dict:
         torch.manual_seed(cfg.train.seed)
         model = build_model(cfg, data.input_shape)
         params = count_params(model)
-        n_stages = len(T.plan_stages(cfg, model.n_stages))
-        epochs_total = sum(s.epochs for s in T.plan_stages(cfg, model.n_stages))
-        writer.set_status(input_shape=list(data.input_shape), params=params, n_stages=n_stages,
-                          epochs_total=epochs_total, data=data.describe(), message="")
+        stages = T.plan_stages(cfg, model.n_stages)
+        writer.set_status(input_shape=list(data.input_shape), params=params, n_stages=len(stages),
+                          epochs_total=sum(s.epochs for s in stages), data=data.describe(), message="")
         gen = torch.Generator().manual_seed(cfg.train.seed + 1)
         probe = data.x_val[: T.N_PROBE_IMAGES]
         writer.write_probe(images=(probe.numpy() * 255).round().clip(0, 255).astype("uint8"),
