@@ -64,7 +64,7 @@ def cmd_train(args) -> int:
     summary = run.summary() or run.status()
     status = summary.get("status", "failed")
     line = f"status={status}"
-    for key in ("val_sq_err_per_image", "val_loss", "linear_probe_accuracy", "params", "wall_seconds"):
+    for key in ("test_sq_err_per_image", "val_sq_err_per_image", "val_loss", "linear_probe_accuracy", "params", "wall_seconds"):
         if summary.get(key) is not None:
             v = summary[key]
             line += f" {key}={v:.4g}" if isinstance(v, float) else f" {key}={v}"

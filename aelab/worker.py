@@ -136,7 +136,8 @@ def _finish(writer: RunWriter, run: Run, cfg, model, ctx, summary: dict) -> dict
     summary["train_samples_per_second"] = round(ctx.samples / seconds, 1) if ctx and seconds > 0 else None
     summary["steps"] = ctx.step if ctx else 0
     summary["samples_seen"] = ctx.samples if ctx else 0
-    keys = ("val_loss", "val_sq_err_per_image", "code_mean_activation", "linear_probe_accuracy")
+    keys = ("val_loss", "val_sq_err_per_image", "test_loss", "test_sq_err_per_image", "code_mean_activation",
+            "linear_probe_accuracy")
     if model is not None and ctx is not None and summary["status"] in ("completed", "stopped", "interrupted") \
             and ctx.step > 0:
         try:

@@ -24,8 +24,10 @@ curves = {compare.label(r): r.epochs() for r in sel}
 st.plotly_chart(viz.compare_figure(curves, axis), key="cmp_curves")
 df = compare.table(sel)
 st.dataframe(df, hide_index=True, key="cmp_table")
-st.caption("val sq err / image: full-stack squared pixel error per validation image (Hinton & Salakhutdinov's "
-           "measure); PCA: the same measure for PCA with as many components as the code has units.")
+st.caption("test sq err / image: the whole network's squared pixel error per image of the test split, which "
+           "nothing was tuned on (Hinton & Salakhutdinov's measure); PCA: the same measure for PCA with as many "
+           "components as the code has units, fit on the train split; linear probe: logistic regression fit on "
+           "train codes, scored on test codes.")
 grid_images = compare.grids(sel)
 compare.exports(df, curves, axis, grid_images)
 st.subheader("Reconstructions of the same validation images")

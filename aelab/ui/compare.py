@@ -28,8 +28,8 @@ def table(runs: list[Run]) -> pd.DataFrame:
         except Exception:  # a dataset that cannot be loaded here: no baseline, not a crash
             pca = None
         rows.append({"run": label(r), "status": r.status().get("status"), "params": sm.get("params"),
-                     "val sq err / image": sm.get("val_sq_err_per_image"),
-                     f"PCA, same code size": pca, "code size": code_dim,
+                     "test sq err / image": sm.get("test_sq_err_per_image"),
+                     "PCA, same code size": pca, "code size": code_dim,
                      "linear probe acc": sm.get("linear_probe_accuracy"), "wall s": sm.get("wall_seconds"),
                      "samples/s": sm.get("train_samples_per_second"), "run id": r.id})
     return pd.DataFrame(rows)

@@ -29,6 +29,6 @@ def page() -> None:
     st.dataframe(views.runs_table(runs), hide_index=True, key="home_runs")
     for r in runs[:6]:
         line = views.status_line(r)
-        st.markdown(f"`{r.id}`: **{line['status']}**, {line['strategy']}, val sq err / image "
-                    f"{views.fmt(line['val sq err / image'])}")
+        st.markdown(f"`{r.id}`: **{line['status']}**, {line['strategy']}, test sq err / image "
+                    f"{views.fmt(line['test sq err / image'])}")
         views.run_links(r, key=f"home_{r.id}")

@@ -103,6 +103,6 @@ def _draw(run: Run, was_live: bool, early: bool) -> None:
     views.snapshot_view(run, snap, xy, method, key="live", umap_note=views.umap_note(method))
     summary = run.summary()
     if summary:
-        st.caption(f"val sq. error / image {views.fmt(summary.get('val_sq_err_per_image'))}, linear-probe accuracy "
+        st.caption(f"test sq. error / image {views.fmt(summary.get('test_sq_err_per_image'))}, linear-probe accuracy "
                    f"{views.fmt(summary.get('linear_probe_accuracy'))}, {views.fmt(summary.get('wall_seconds'))} s, "
                    f"{views.fmt(summary.get('train_samples_per_second'), '.0f')} samples/s")

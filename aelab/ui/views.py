@@ -72,7 +72,7 @@ def status_line(run: Run) -> dict:
             "strategy": cfg.get("train", {}).get("strategy"), "data": cfg.get("data", {}).get("name"),
             "layers": ",".join(map(str, cfg.get("model", {}).get("layers", []))),
             "params": sm.get("params") or st_.get("params"),
-            "val sq err / image": sm.get("val_sq_err_per_image"), "probe acc": sm.get("linear_probe_accuracy"),
+            "test sq err / image": sm.get("test_sq_err_per_image"), "probe acc": sm.get("linear_probe_accuracy"),
             "wall s": sm.get("wall_seconds"), "samples/s": sm.get("train_samples_per_second")}
 
 
