@@ -35,7 +35,10 @@ def train_page(**query) -> AppTest:
 
 
 def warnings(at) -> list[str]:
-    return [w.value for w in at.warning]
+    """The link's problems: one warning, one list item per value not used."""
+    items = [line for w in at.warning for line in w.value.splitlines() if line.startswith("- ")]
+    assert len(items) == sum(w.value.count("\n- ") for w in at.warning)
+    return items
 
 
 @pytest.mark.parametrize("ctx", [{}, OTHER, {"noise.kind": "gaussian", "noise.level": 0.3}])
@@ -133,4 +136,4 @@ def test_a_run_id_from_the_url_stays_in_the_store(runs_dir, tmp_path):
     (runs_dir.parent / "outside").mkdir(exist_ok=True)
     (runs_dir.parent / "outside" / "config.json").write_text("{}")
     at = train_page(run="../outside")
-    assert any("no run '../outside'" in w for w in warnings(at))
+    assert any("no run '../outside'" in w.value for w in at.warning)

@@ -111,8 +111,9 @@ def config_from_url(qp: dict) -> tuple[RunConfig, list[str]]:
                 problems.append((key, str(e)))
                 cfg = cfg.with_overrides({key: flat_items(base)[key]})
     for key, message in problems:
-        kept = f" It keeps {show(flat_items(base)[key])}." if key in KNOBS else ""
-        warnings.append(named(key, f"this link's value was not used: {message}.{kept}"))
+        kept = flat_items(base).get(key)
+        kept = "" if key not in KNOBS else "; left empty" if kept == "" else f"; kept at {show(kept)}"
+        warnings.append(named(key, f"{message}{kept}"))
     return cfg, warnings
 
 
@@ -132,8 +133,9 @@ def init_state() -> None:
         if k not in ss:
             ss[k] = v
     ss.setdefault("_name", "")
-    for w in ss.get(URL_WARNINGS, []):  # shown until another link or preset is loaded
-        st.warning(w)
+    if ss.get(URL_WARNINGS):  # shown until another link or preset is loaded
+        st.warning("**This link's settings were loaded, except:**\n" +
+                   "\n".join(f"- {w}" for w in ss[URL_WARNINGS]))
 
 
 def apply_preset(name: str) -> None:
