@@ -17,4 +17,4 @@ fi
 scripts/setup_env.sh requirements.txt
 export NUMBA_CACHE_DIR="$PWD/.numba_cache"
 exec .venv/bin/python -m streamlit run app.py --server.headless true --browser.gatherUsageStats false \
-    --server.address "$host" "$@"
+    --server.address "$host" --server.maxUploadSize 50 "$@"  # MB, as aelab.paths.MAX_UPLOAD_BYTES

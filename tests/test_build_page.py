@@ -137,3 +137,26 @@ def test_a_run_id_from_the_url_stays_in_the_store(runs_dir, tmp_path):
     (runs_dir.parent / "outside" / "config.json").write_text("{}")
     at = train_page(run="../outside")
     assert any("no run '../outside'" in w.value for w in at.warning)
+
+
+def test_uploads_are_checked_before_they_are_kept_and_never_collide(runs_dir):
+    import io
+
+    import numpy as np
+
+    uploads = runs_dir / "uploads"
+    at = train_page(**{"data.name": "file", "train.loss": "mse"})
+    buf = io.BytesIO()
+    np.savez(buf, x=np.array([{"a": 1}] * 5, dtype=object))  # an object array needs pickle: refused
+    at.file_uploader(key="upload").set_value(("table.npz", buf.getvalue(), "application/octet-stream")).run()
+    assert not at.exception, at.exception
+    assert "the upload was not kept: table.npz" in at.error[0].value
+    assert at.text_input(key="data.path").value == "" and not uploads.exists()
+    kept = []
+    for rows in ("a,b\n1,2\n3,4\n5,6\n7,8\n", "a,b\n9,9\n8,1\n7,5\n6,2\n"):
+        at.file_uploader(key="upload").set_value(("table.csv", rows.encode(), "text/csv")).run()
+        assert not at.exception, at.exception
+        kept.append(Path(at.text_input(key="data.path").value))
+        assert kept[-1].read_text() == rows and not at.error  # loads, trains with mse
+    assert kept[0] != kept[1] and kept[0].name == kept[1].name == "table.csv"
+    assert sorted(p.parent.parent for p in kept) == [uploads, uploads]

@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from ..config import RunConfig, flat_items, from_flat, rule, show, validate, validate_for_data
-from ..paths import check_data_paths, check_inside, data_roots, keep_upload
+from ..paths import MAX_UPLOAD_BYTES, check_data_paths, check_inside, data_roots, keep_upload
 from ..presets import PRESETS
 from . import state
 
@@ -104,7 +104,7 @@ def config_from_url(qp: dict) -> tuple[RunConfig, list[str]]:
     base = dataclasses.replace(base, name=qp.get("name", base.name))
     cfg, problems = from_flat({k: v for k, v in qp.items() if k not in ("preset", "name")}, base)
     for key in ("data.path", "data.data_dir"):
-        if key in qp and not any(k == key for k, _ in problems):
+        if key in qp and key not in dict(problems):
             try:
                 check_inside(flat_items(cfg)[key], data_roots(state.runs_dir()), key)
             except ValueError as e:
@@ -194,7 +194,7 @@ def _upload() -> None:
     """Validate an uploaded CSV/NPZ, keep it in its own uploads folder and point data.path at it."""
     f = st.file_uploader("your data (CSV rows, or NPZ with x[, y])", type=["csv", "npz"], key="upload",
                          help="CSV: numeric columns plus an optional label column; NPZ: x (N,D) or (N,C,H,W); "
-                              "at most 50 MB")
+                              f"at most {MAX_UPLOAD_BYTES // 2**20} MB")
     if f is not None and st.session_state.get("_upload_seen") != f.file_id:
         st.session_state["_upload_seen"] = f.file_id
         try:
