@@ -1,13 +1,16 @@
 """Run configuration: frozen dataclasses, dotted-key overrides and validation.
 
 Holds the whole description of one run (data, model, objectives, training) and nothing else: no
-tensors, no I/O beyond JSON-able dicts. `validate()` is the single place that says which field is
-wrong and why; the CLI, the worker and the pages all call it before anything is built.
+tensors, no I/O beyond JSON-able dicts. `CONSTRAINTS` declares once what each field accepts;
+`validate()` is the single place that says which field is wrong and why (the CLI, the worker and the
+pages all call it before anything is built), and `from_flat()` loads a link's values without ever
+changing one silently.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -174,72 +177,186 @@ def resolved_output_activation(cfg: RunConfig) -> str:
     return "sigmoid" if cfg.train.loss == "bce" else "linear"
 
 
+# ----------------------------------------------------------------------------- what each field accepts
+# Each field's choices or range is declared once, in CONSTRAINTS (scikit-learn's `_parameter_constraints`
+# is the model); the field's type is its dataclass annotation. `validate()`, the Train page's widgets
+# (options, bounds) and the URL parser all derive from this table, so they cannot disagree.
+
+@dataclass(frozen=True)
+class Options:
+    """One of a fixed set of strings."""
+    values: tuple[str, ...]
+    why: str = ""
+
+    def accepts(self, v) -> bool:
+        return v in self.values
+
+    def describe(self, key: str) -> str:
+        return "one of " + ", ".join(self.values)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A number between lo and hi (None = unbounded); `closed` says which ends belong to the range."""
+    lo: float | None
+    hi: float | None
+    closed: str = "both"  # both | left | right | neither
+    why: str = ""  # the reason, when the range depends on another field
+
+    def accepts(self, v) -> bool:
+        if not math.isfinite(v):
+            return False
+        lo_ok = self.lo is None or (v >= self.lo if self.closed in ("both", "left") else v > self.lo)
+        hi_ok = self.hi is None or (v <= self.hi if self.closed in ("both", "right") else v < self.hi)
+        return lo_ok and hi_ok
+
+    def describe(self, key: str) -> str:
+        if self.lo is not None and self.lo == self.hi:
+            return f"{key} = {self.lo:g}"
+        lo = "" if self.lo is None else f"{self.lo:g} {'<=' if self.closed in ('both', 'left') else '<'} "
+        hi = "" if self.hi is None else f" {'<=' if self.closed in ('both', 'right') else '<'} {self.hi:g}"
+        return lo + key + hi if lo else f"{key}{hi}"
+
+
+@dataclass(frozen=True)
+class Widths:
+    """A comma list of 1..max_len layer sizes, each between lo and hi."""
+    lo: int
+    hi: int
+    max_len: int
+    why: str = ""
+
+    def accepts(self, v) -> bool:
+        return 1 <= len(v) <= self.max_len and all(self.lo <= w <= self.hi for w in v)
+
+    def describe(self, key: str) -> str:
+        return f"1 to {self.max_len} comma-separated widths, each from {self.lo} to {self.hi}"
+
+
+def _noise_level(cfg: RunConfig) -> Interval:
+    kind = cfg.noise.kind
+    if kind in ("masking", "salt_pepper"):
+        return Interval(0, 1, "neither", f"a {kind} fraction of the pixels")
+    if kind == "gaussian":
+        return Interval(0, None, "neither", "the gaussian sigma")
+    return Interval(0, None)
+
+
+def _layers(cfg: RunConfig) -> Widths:
+    if cfg.model.kind == "conv":  # each conv block halves the image
+        return Widths(1, 4096, 4, "a conv AE takes at most 4 blocks, each halves the image")
+    return Widths(1, 4096, 8)  # wider or deeper does not fit an interactive lab
+
+
+def _sparsity_weight(cfg: RunConfig) -> Interval:
+    if cfg.sparsity.kind == "none":
+        return Interval(0, None)
+    return Interval(0, None, "neither", f"sparsity.kind is {cfg.sparsity.kind}")
+
+
+def _finetune_epochs(cfg: RunConfig) -> Interval:
+    if cfg.train.strategy == "greedy":
+        return Interval(0, 10_000)
+    return Interval(0, 0, why="only greedy training has a fine-tuning phase")
+
+
+CONSTRAINTS: dict[str, Any] = {  # a rule, a function config -> rule, or None (any value of the type)
+    "data.name": Options(DATASETS),
+    "data.path": None,  # where it may lie is the app's business (aelab/paths.py): the CLI reads any file
+    "data.data_dir": None,
+    "data.label_column": None,
+    "data.max_train": Interval(0, None),
+    "data.val_fraction": Interval(0.05, 0.5),
+    "model.kind": Options(("dense", "conv")),
+    "model.layers": _layers,
+    "model.activation": Options(ACTIVATIONS),
+    "model.code_activation": Options(("same",) + ACTIVATIONS),
+    "model.output_activation": Options(("auto", "sigmoid", "linear")),
+    "model.tied": None,
+    "noise.kind": Options(NOISE_KINDS),
+    "noise.level": _noise_level,
+    "sparsity.kind": Options(SPARSITY_KINDS),
+    "sparsity.target": Interval(0, 1, "neither", "rho is a mean activation"),
+    "sparsity.weight": _sparsity_weight,
+    "contractive.weight": Interval(0, None),
+    "train.strategy": Options(STRATEGY_NAMES),
+    "train.loss": Options(("bce", "mse")),
+    "train.epochs": Interval(1, 10_000),
+    "train.finetune_epochs": _finetune_epochs,
+    "train.batch_size": Interval(1, 65_536),
+    "train.lr": Interval(0, 10, "right"),
+    "train.optimizer": Options(OPTIMIZERS),
+    "train.schedule": Options(("constant", "cosine")),
+    "train.weight_decay": Interval(0, None),
+    "train.seed": Interval(0, 2**31 - 1),  # numpy and torch both take it
+    "train.pause_after_stage": None,
+    "train.device": Options(("auto", "cpu", "cuda")),
+}
+
+
+def rule(cfg: RunConfig, key: str):
+    """The rule for `key` given the other fields of cfg (None: any value of the field's type)."""
+    r = CONSTRAINTS[key]
+    return r(cfg) if callable(r) else r
+
+
+def show(value: Any) -> str:
+    """A value as a user typed it: layers as a comma list, numbers in short form."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def field_problem(cfg: RunConfig, key: str) -> str | None:
+    """Why the value of `key` is not accepted (naming the field, the value and the range), or None."""
+    r = rule(cfg, key)
+    section, name = key.split(".")
+    value = getattr(getattr(cfg, section), name)
+    if r is None or r.accepts(value):
+        return None
+    return f"{key}: {show(value)} is not accepted (accepted: {r.describe(key)}{'; ' + r.why if r.why else ''})"
+
+
+def from_flat(values: dict[str, Any], base: RunConfig | None = None) -> tuple[RunConfig, list[tuple[str, str]]]:
+    """Apply dotted values to `base`, leaving out each one that is unknown, unreadable or not accepted.
+
+    A value left out keeps base's value (a range that depends on another field is judged against the
+    other values given). Returns the config and one (key, message) per value left out: nothing is
+    clamped or silently dropped. The URL parser and the Train page's widgets use this.
+    """
+    base = base or RunConfig()
+    cfg, problems, given = base, [], []
+    for key, value in values.items():
+        try:
+            cfg = set_key(cfg, key, value)
+            given.append(key)
+        except ValueError as e:
+            problems.append((key, str(e) if key in CONSTRAINTS else f"{e}; {key}={value!r} was ignored"))
+    while bad := next((k for k in given if field_problem(cfg, k)), None):
+        problems.append((bad, field_problem(cfg, bad)))
+        cfg = set_key(cfg, bad, flat_items(base)[bad])
+        given.remove(bad)
+    return cfg, problems
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Raise ValueError naming the first bad field; return cfg unchanged when all is well.
 
+    Per-field choices and ranges come from CONSTRAINTS; below them, the rules that tie fields together.
     Rules that need the data (BCE needs [0,1] data, conv needs images) live in `validate_for_data`.
     """
-    m, t, n, s = cfg.model, cfg.train, cfg.noise, cfg.sparsity
-    _one_of("data.name", cfg.data.name, DATASETS)
+    for key in CONSTRAINTS:
+        if problem := field_problem(cfg, key):
+            raise ValueError(problem)
     if cfg.data.name == "file" and not cfg.data.path:
         raise ValueError("data.path: give the CSV or NPZ file to load when data.name is 'file'")
-    if not 0.05 <= cfg.data.val_fraction <= 0.5:
-        raise ValueError("data.val_fraction: must be between 0.05 and 0.5")
-    if cfg.data.max_train < 0:
-        raise ValueError("data.max_train: must be >= 0 (0 = all)")
-    _one_of("model.kind", m.kind, ("dense", "conv"))
-    if not m.layers:
-        raise ValueError("model.layers: give at least one width, e.g. 128,64,32")
-    if any(w < 1 for w in m.layers):
-        raise ValueError("model.layers: every width must be a positive integer")
-    if len(m.layers) > 8:
-        raise ValueError("model.layers: at most 8 layers")
-    if m.kind == "conv" and len(m.layers) > 4:
-        raise ValueError("model.layers: a conv AE takes at most 4 blocks (each halves the image)")
-    if max(m.layers) > 4096:
-        raise ValueError("model.layers: widths above 4096 do not fit an interactive lab")
-    _one_of("model.activation", m.activation, ACTIVATIONS)
-    _one_of("model.code_activation", m.code_activation, ("same",) + ACTIVATIONS)
-    _one_of("model.output_activation", m.output_activation, ("auto", "sigmoid", "linear"))
-    _one_of("noise.kind", n.kind, NOISE_KINDS)
-    if n.kind != "none" and not n.level > 0:
-        raise ValueError(f"noise.level: must be > 0 when noise.kind is {n.kind}")
-    if n.kind in ("masking", "salt_pepper") and not n.level < 1:
-        raise ValueError(f"noise.level: a {n.kind} fraction must be below 1")
-    if n.level < 0:
-        raise ValueError("noise.level: must be >= 0")
-    _one_of("sparsity.kind", s.kind, SPARSITY_KINDS)
-    if s.weight < 0:
-        raise ValueError("sparsity.weight: must be >= 0")
-    if s.kind != "none" and s.weight == 0:
-        raise ValueError(f"sparsity.weight: must be > 0 when sparsity.kind is {s.kind}")
-    if s.kind == "kl":
-        if not 0 < s.target < 1:
-            raise ValueError("sparsity.target: rho must be strictly between 0 and 1")
-        if code_activation(cfg) != "sigmoid":
-            raise ValueError("sparsity.kind: kl needs code units in (0,1); set model.code_activation "
-                             "(or model.activation) to sigmoid, or use l1")
-    if cfg.contractive.weight < 0:
-        raise ValueError("contractive.weight: must be >= 0")
-    _one_of("train.strategy", t.strategy, STRATEGY_NAMES)
-    _one_of("train.loss", t.loss, ("bce", "mse"))
-    _one_of("train.optimizer", t.optimizer, OPTIMIZERS)
-    _one_of("train.schedule", t.schedule, ("constant", "cosine"))
-    _one_of("train.device", t.device, ("auto", "cpu", "cuda"))
-    if t.loss == "bce" and resolved_output_activation(cfg) != "sigmoid":
+    if cfg.sparsity.kind == "kl" and code_activation(cfg) != "sigmoid":
+        raise ValueError("sparsity.kind: kl needs code units in (0,1); set model.code_activation "
+                         "(or model.activation) to sigmoid, or use l1")
+    if cfg.train.loss == "bce" and resolved_output_activation(cfg) != "sigmoid":
         raise ValueError("model.output_activation: bce needs a sigmoid output; use sigmoid or train.loss=mse")
-    if not 1 <= t.epochs <= 10_000:
-        raise ValueError("train.epochs: must be between 1 and 10000")
-    if t.finetune_epochs < 0:
-        raise ValueError("train.finetune_epochs: must be >= 0")
-    if t.finetune_epochs and t.strategy != "greedy":
-        raise ValueError("train.finetune_epochs: only greedy training has a fine-tuning phase")
-    if not 1 <= t.batch_size <= 65_536:
-        raise ValueError("train.batch_size: must be between 1 and 65536")
-    if not 0 < t.lr <= 10:
-        raise ValueError("train.lr: the learning rate must be in (0, 10]")
-    if t.weight_decay < 0:
-        raise ValueError("train.weight_decay: must be >= 0")
     return cfg
 
 
@@ -254,8 +371,3 @@ def validate_for_data(cfg: RunConfig, kind: str, lo: float, hi: float) -> None:
 def code_activation(cfg: RunConfig) -> str:
     a = cfg.model.code_activation
     return cfg.model.activation if a == "same" else a
-
-
-def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{key}: {value!r} is not one of {', '.join(allowed)}")

@@ -173,9 +173,10 @@ def test_home_lists_recent_runs(two_runs):
     assert set(df["run"]) == set(two_runs) and set(df["status"]) == {"completed"}
 
 
-def test_uploaded_csv_is_checked_against_the_loss(tmp_path):
+def test_uploaded_csv_is_checked_against_the_loss(tmp_path, monkeypatch):
     from aelab.ui.build import check
 
+    monkeypatch.setenv("AELAB_DATA_ROOT", str(tmp_path))  # the app reads files only in its data folders
     csv = tmp_path / "table.csv"
     csv.write_text("a,b,c,label\n" + "\n".join(f"{i},{i * 2 % 7},{i % 3},{i % 2}" for i in range(40)))
     base = {"data.name": "file", "data.path": str(csv), "model.layers": "4,2"}

@@ -10,45 +10,45 @@ from pathlib import Path
 
 import streamlit as st
 
-from ..config import (ACTIVATIONS, DATASETS, NOISE_KINDS, OPTIMIZERS, SPARSITY_KINDS, STRATEGY_NAMES,
-                      RunConfig, flat_items, validate, validate_for_data)
+from ..config import RunConfig, flat_items, from_flat, rule, show, validate, validate_for_data
+from ..paths import MAX_UPLOAD_BYTES, check_data_paths, check_inside, data_roots, keep_upload
 from ..presets import PRESETS
 from . import state
 
-# key: (widget, options or (min, max, step), one-line help)
+# key: (step of a number box, one-line help); the widget's kind, options and bounds come from the
+# field's type and its rule in config.CONSTRAINTS, and the help ends with the accepted range.
 KNOBS = {
-    "data.name": ("select", DATASETS, "mnist5k and digits are bundled (offline); mnist/fashion_mnist/kmnist/"
-                  "cifar10 come through torchvision; file = your own CSV or NPZ"),
-    "data.max_train": ("int", (0, 100_000, 500), "cap on training rows (0 = all); keeps big datasets interactive"),
-    "data.val_fraction": ("float", (0.05, 0.5, 0.05), "share held out for validation (datasets without a split)"),
-    "data.data_dir": ("text", None, "folder where torchvision datasets are looked for / downloaded to"),
-    "data.path": ("text", None, "the CSV/NPZ file on the server (filled in by an upload)"),
-    "data.label_column": ("text", None, "CSV only: the label column (empty = label/y/target/class if present)"),
-    "model.kind": ("select", ("dense", "conv"), "dense: fully connected (any data); conv: conv/pool blocks (images)"),
-    "model.layers": ("text", None, "encoder widths (dense) or channels (conv), comma-separated; the last is the code"),
-    "model.activation": ("select", ACTIVATIONS, "nonlinearity of the hidden layers"),
-    "model.code_activation": ("select", ("same",) + ACTIVATIONS, "activation of the code layer (linear beats PCA)"),
-    "model.output_activation": ("select", ("auto", "sigmoid", "linear"), "auto: sigmoid for bce, linear for mse"),
-    "model.tied": ("bool", None, "decoder reuses each encoder weight transposed: about half the parameters"),
-    "noise.kind": ("select", NOISE_KINDS, "corrupt the input and reconstruct the clean one (denoising AE)"),
-    "noise.level": ("float", (0.0, 1.0, 0.05), "gaussian: sigma; masking / salt_pepper: fraction of pixels hit"),
-    "sparsity.kind": ("select", SPARSITY_KINDS, "penalise code activity: l1 on the code, or KL to a target rate"),
-    "sparsity.target": ("float", (0.01, 0.5, 0.01), "KL only: rho, the mean activation each code unit should have"),
-    "sparsity.weight": ("float", (0.0, 10.0, 0.01), "strength of the sparsity penalty (lambda / beta)"),
-    "contractive.weight": ("float", (0.0, 1.0, 0.0005), "penalty on the encoder Jacobian's Frobenius norm"),
-    "train.strategy": ("select", STRATEGY_NAMES, "end_to_end: all layers at once; greedy: one shallow AE per "
-                       "layer, stacked"),
-    "train.epochs": ("int", (1, 10_000, 1), "end_to_end: total epochs; greedy: epochs per stage"),
-    "train.finetune_epochs": ("int", (0, 10_000, 1), "greedy only: end-to-end epochs after stacking"),
-    "train.pause_after_stage": ("bool", None, "greedy: stage-by-stage mode, pause after each stage to look"),
-    "train.loss": ("select", ("bce", "mse"), "bce for data in [0,1] (pixels), mse for anything else"),
-    "train.optimizer": ("select", OPTIMIZERS, "adam is the safe default"),
-    "train.schedule": ("select", ("constant", "cosine"), "learning rate: constant, or cosine decay to 0 over the run"),
-    "train.lr": ("float", (1e-6, 10.0, 1e-4), "learning rate (too high: the loss becomes NaN)"),
-    "train.batch_size": ("int", (1, 65_536, 16), "small batches = more updates per epoch on small data"),
-    "train.weight_decay": ("float", (0.0, 1.0, 1e-5), "L2 penalty on the weights"),
-    "train.seed": ("int", (0, 2**31 - 1, 1), "same seed, same config: the same run"),
-    "train.device": ("select", ("auto", "cpu", "cuda"), "auto uses a GPU when there is one"),
+    "data.name": (None, "mnist5k and digits are bundled (offline); mnist/fashion_mnist/kmnist/cifar10 come "
+                  "through torchvision; file = your own CSV or NPZ"),
+    "data.max_train": (500, "cap on training rows (0 = all); keeps big datasets interactive"),
+    "data.val_fraction": (0.05, "share held out for validation (datasets without a split)"),
+    "data.data_dir": (None, "folder where torchvision datasets are looked for / downloaded to"),
+    "data.path": (None, "the CSV/NPZ file on the server (filled in by an upload)"),
+    "data.label_column": (None, "CSV only: the label column (empty = label/y/target/class if present)"),
+    "model.kind": (None, "dense: fully connected (any data); conv: conv/pool blocks (images)"),
+    "model.layers": (None, "encoder widths (dense) or channels (conv), comma-separated; the last is the code"),
+    "model.activation": (None, "nonlinearity of the hidden layers"),
+    "model.code_activation": (None, "activation of the code layer (linear beats PCA)"),
+    "model.output_activation": (None, "auto: sigmoid for bce, linear for mse"),
+    "model.tied": (None, "decoder reuses each encoder weight transposed: about half the parameters"),
+    "noise.kind": (None, "corrupt the input and reconstruct the clean one (denoising AE)"),
+    "noise.level": (0.05, "gaussian: sigma; masking / salt_pepper: fraction of pixels hit"),
+    "sparsity.kind": (None, "penalise code activity: l1 on the code, or KL to a target rate"),
+    "sparsity.target": (0.01, "KL only: rho, the mean activation each code unit should have"),
+    "sparsity.weight": (0.01, "strength of the sparsity penalty (lambda / beta)"),
+    "contractive.weight": (0.0005, "penalty on the encoder Jacobian's Frobenius norm"),
+    "train.strategy": (None, "end_to_end: all layers at once; greedy: one shallow AE per layer, stacked"),
+    "train.epochs": (1, "end_to_end: total epochs; greedy: epochs per stage"),
+    "train.finetune_epochs": (1, "greedy only: end-to-end epochs after stacking"),
+    "train.pause_after_stage": (None, "greedy: stage-by-stage mode, pause after each stage to look"),
+    "train.loss": (None, "bce for data in [0,1] (pixels), mse for anything else"),
+    "train.optimizer": (None, "adam is the safe default"),
+    "train.schedule": (None, "learning rate: constant, or cosine decay to 0 over the run"),
+    "train.lr": (1e-4, "learning rate (too high: the loss becomes NaN)"),
+    "train.batch_size": (16, "small batches = more updates per epoch on small data"),
+    "train.weight_decay": (1e-5, "L2 penalty on the weights"),
+    "train.seed": (1, "same seed, same config: the same run"),
+    "train.device": (None, "auto uses a GPU when there is one"),
 }
 GROUPS = {
     "Data": ["data.name", "data.max_train", "data.val_fraction", "data.data_dir", "data.path", "data.label_column"],
@@ -62,10 +62,9 @@ GROUPS = {
 }
 _SECTION_GROUP = {"data": "Data", "model": "Model", "noise": "Regularisers", "sparsity": "Regularisers",
                   "contractive": "Regularisers", "train": "Training"}
-for _k, _v in flat_items(RunConfig()).items():  # a field added to the config later still gets a widget
+for _k in flat_items(RunConfig()):  # a field added to the config later still gets a widget
     if _k not in KNOBS:
-        _kind = {bool: "bool", int: "int", float: "float"}.get(type(_v), "text")
-        KNOBS[_k] = (_kind, (0, 10**9, 1) if _kind == "int" else (0.0, 1e9, 0.01), f"config field {_k}")
+        KNOBS[_k] = (None, f"config field {_k}")
         GROUPS[_SECTION_GROUP[_k.split(".")[0]]].append(_k)
 STORE = "_train_cfg"  # last built config (dotted -> widget value): survives page switches
 URL_SEEN = "_train_url"
@@ -78,16 +77,47 @@ def widget_values(cfg: RunConfig) -> dict:
     return {k: (",".join(map(str, v)) if k == "model.layers" else v) for k, v in flat_items(cfg).items()}
 
 
-def config_from_url(qp: dict) -> tuple[RunConfig, str | None]:
-    """A config from query parameters: ?preset=NAME and/or dotted keys; unknown keys are ignored."""
-    try:
-        base = PRESETS[qp["preset"]].config() if qp.get("preset") in PRESETS else RunConfig()
-        base = RunConfig(name=qp.get("name", base.name), **{f: getattr(base, f) for f in
-                                                              ("data", "model", "noise", "sparsity", "contractive",
-                                                               "train")})
-        return base.with_overrides({k: v for k, v in qp.items() if k in KNOBS}), None
-    except ValueError as e:
-        return RunConfig(), f"the link's settings could not be read ({e}); using the defaults"
+def label(key: str) -> str:
+    """The widget's visible label: the field name, with its section where a tab holds two sections."""
+    section, name = key.split(".", 1)
+    name = name.replace("_", " ")
+    return f"{section} {name}" if _SECTION_GROUP[section] == "Regularisers" else name
+
+
+def named(key: str, message: str) -> str:
+    """A message about a field, naming it as the page shows it (label and tab) and by its key."""
+    if key not in KNOBS:
+        return message
+    return f"**{label(key)}** ({_SECTION_GROUP[key.split('.')[0]]} tab) · {message}"
+
+
+def config_from_url(qp: dict) -> tuple[RunConfig, list[str]]:
+    """A config from query parameters (?preset=NAME and/or dotted keys) and one warning per value left out.
+
+    A value that is unknown, unreadable, out of its range or a path outside the lab's data folders is
+    named in a warning and keeps its default (the preset's value); the rest of the link loads.
+    """
+    warnings, preset = [], qp.get("preset")
+    if preset is not None and preset not in PRESETS:
+        warnings.append(f"preset: {preset!r} is not one of {', '.join(PRESETS)}; starting from the defaults")
+    base = PRESETS[preset].config() if preset in PRESETS else RunConfig()
+    base = dataclasses.replace(base, name=qp.get("name", base.name))
+    cfg, problems = from_flat({k: v for k, v in qp.items() if k not in ("preset", "name")}, base)
+    for key in ("data.path", "data.data_dir"):
+        if key in qp and key not in dict(problems):
+            try:
+                check_inside(flat_items(cfg)[key], data_roots(state.runs_dir()), key)
+            except ValueError as e:
+                problems.append((key, str(e)))
+                cfg = cfg.with_overrides({key: flat_items(base)[key]})
+    for key, message in problems:
+        kept = flat_items(base).get(key)
+        kept = "" if key not in KNOBS else "; left empty" if kept == "" else f"; kept at {show(kept)}"
+        warnings.append(named(key, f"{message}{kept}"))
+    return cfg, warnings
+
+
+URL_WARNINGS = "_train_url_warnings"
 
 
 def init_state() -> None:
@@ -95,9 +125,7 @@ def init_state() -> None:
     ss, qp = st.session_state, st.query_params.to_dict()
     cfg_qp = {k: v for k, v in qp.items() if k != "run"}
     if cfg_qp and cfg_qp != ss.get(URL_SEEN):
-        cfg, err = config_from_url(cfg_qp)
-        if err:
-            st.warning(err)
+        cfg, ss[URL_WARNINGS] = config_from_url(cfg_qp)
         ss.update(widget_values(cfg))
         ss["_name"] = cfg.name
         ss[STORE] = widget_values(cfg)
@@ -105,12 +133,34 @@ def init_state() -> None:
         if k not in ss:
             ss[k] = v
     ss.setdefault("_name", "")
+    if ss.get(URL_WARNINGS):  # shown until another link or preset is loaded
+        st.warning("**This link's settings were loaded, except:**\n" +
+                   "\n".join(f"- {w}" for w in ss[URL_WARNINGS]))
 
 
 def apply_preset(name: str) -> None:
     cfg = PRESETS[name].config()
     st.session_state.update(widget_values(cfg))
     st.session_state["_name"] = name
+    st.session_state[URL_WARNINGS] = []
+
+
+def widget_spec(key: str, cfg: RunConfig) -> dict:
+    """What the widget for `key` shows, derived from the field's type and its rule given the other fields:
+    kind (select, bool, text, int, float), options or min/max, step, help ending with the accepted range."""
+    step, help_ = KNOBS[key]
+    r, value = rule(cfg, key), flat_items(cfg)[key]
+    if r is not None:
+        help_ = f"{help_}. Accepted: {r.describe(key)}" + (f" ({r.why})" if r.why else "")
+    spec = {"kind": {bool: "bool", int: "int", float: "float"}.get(type(value), "text"), "help": help_}
+    if hasattr(r, "values"):
+        return {**spec, "kind": "select", "options": r.values}
+    if spec["kind"] in ("int", "float"):
+        num = int if spec["kind"] == "int" else float
+        lo, hi = (None, None) if r is None else (r.lo, r.hi)
+        spec.update(min=None if lo is None else num(lo), max=None if hi is None else num(hi),
+                    step=num(step or 1))
+    return spec
 
 
 def _layers_delta(delta: int) -> None:
@@ -124,36 +174,36 @@ def _layers_delta(delta: int) -> None:
     ss["model.layers"] = ",".join(layers)
 
 
-def _widget(key: str, disabled: bool = False) -> None:
-    kind, opts, help_ = KNOBS[key]
-    label = key.split(".", 1)[1].replace("_", " ")
-    if kind == "select":
-        st.selectbox(label, opts, key=key, help=help_, disabled=disabled)
-    elif kind == "bool":
-        st.checkbox(label, key=key, help=help_, disabled=disabled)
-    elif kind == "text":
-        st.text_input(label, key=key, help=help_, disabled=disabled)
-    if kind in ("int", "float") and not opts[0] <= st.session_state[key] <= opts[1]:
-        st.session_state[key] = min(max(st.session_state[key], opts[0]), opts[1])  # widgets reject out-of-range
-    if kind == "int":
-        st.number_input(label, min_value=opts[0], max_value=opts[1], step=opts[2], key=key, help=help_,
-                        disabled=disabled)
-    elif kind == "float":
-        st.number_input(label, min_value=opts[0], max_value=opts[1], step=opts[2], key=key, help=help_,
-                        disabled=disabled, format="%g")
+def _widget(key: str, cfg: RunConfig, disabled: bool = False) -> None:
+    spec, ss = widget_spec(key, cfg), st.session_state
+    args = dict(label=label(key), key=key, help=spec["help"], disabled=disabled)
+    if spec["kind"] == "select":
+        st.selectbox(options=spec["options"], **args)
+    elif spec["kind"] == "bool":
+        st.checkbox(**args)
+    elif spec["kind"] == "text":
+        st.text_input(**args)
+    else:
+        # A value outside the range still shows as it is (validate() names it): never moved to fit.
+        v, lo, hi = ss[key], spec["min"], spec["max"]
+        st.number_input(min_value=lo if lo is None else min(lo, v), max_value=hi if hi is None else max(hi, v),
+                        step=spec["step"], format="%g" if spec["kind"] == "float" else "%d", **args)
 
 
 def _upload() -> None:
-    """Save an uploaded CSV/NPZ under runs/uploads/ and point data.path at it."""
+    """Validate an uploaded CSV/NPZ, keep it in its own uploads folder and point data.path at it."""
     f = st.file_uploader("your data (CSV rows, or NPZ with x[, y])", type=["csv", "npz"], key="upload",
-                         help="CSV: numeric columns plus an optional label column; NPZ: x (N,D) or (N,C,H,W)")
-    if f is not None:
-        dest = state.runs_dir() / "uploads" / Path(f.name).name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        data = f.getvalue()
-        if not dest.exists() or dest.read_bytes() != data:
-            dest.write_bytes(data)
-        st.session_state["data.path"] = str(dest)
+                         help="CSV: numeric columns plus an optional label column; NPZ: x (N,D) or (N,C,H,W); "
+                              f"at most {MAX_UPLOAD_BYTES // 2**20} MB")
+    if f is not None and st.session_state.get("_upload_seen") != f.file_id:
+        st.session_state["_upload_seen"] = f.file_id
+        try:
+            st.session_state["data.path"] = str(keep_upload(f.name, f.getvalue(), state.runs_dir()))
+            st.session_state["_upload_error"] = None
+        except ValueError as e:
+            st.session_state["_upload_error"] = f"the upload was not kept: {e}"
+    if f is not None and st.session_state.get("_upload_error"):
+        st.error(st.session_state["_upload_error"])
 
 
 def _disabled(key: str) -> bool:
@@ -174,6 +224,7 @@ def build_panel() -> tuple[RunConfig | None, str | None]:
     st.selectbox("start from a preset", ["(keep current settings)"] + names, key="_preset",
                  format_func=lambda n: n if n not in PRESETS else f"{PRESETS[n].title}: {PRESETS[n].idea}",
                  on_change=lambda: apply_preset(ss["_preset"]) if ss["_preset"] in PRESETS else None)
+    current, _ = from_flat({k: ss[k] for k in KNOBS})  # ranges that depend on another field use its value
     tabs = st.tabs(list(GROUPS))
     for tab, (group, keys) in zip(tabs, GROUPS.items()):
         with tab:
@@ -182,14 +233,15 @@ def build_panel() -> tuple[RunConfig | None, str | None]:
             cols = st.columns(2)
             for i, key in enumerate(keys):
                 with cols[i % 2]:
-                    _widget(key, _disabled(key))
+                    _widget(key, current, _disabled(key))
                     if key == "model.layers":
                         a, b = st.columns(2)
                         a.button("add layer", key="_add_layer", on_click=_layers_delta, args=(1,))
                         b.button("remove layer", key="_remove_layer", on_click=_layers_delta, args=(-1,))
     values = {k: ss[k] for k in KNOBS}
     ss[STORE] = values
-    return check(values, ss.get("_name", ""))
+    cfg, err = check(values, ss.get("_name", ""))
+    return cfg, err and named(err.split(":", 1)[0], err)
 
 
 def check(values: dict, name: str = "") -> tuple[RunConfig | None, str | None]:
@@ -205,7 +257,10 @@ def check(values: dict, name: str = "") -> tuple[RunConfig | None, str | None]:
 
 
 def data_facts(cfg: RunConfig) -> dict:
-    """kind, value range and input shape of the configured data, without loading big datasets."""
+    """kind, value range and input shape of the configured data, without loading big datasets.
+
+    The app reads no file outside its data folders: ValueError before anything is touched."""
+    check_data_paths(cfg, state.runs_dir())
     if cfg.data.name in IMAGE_SHAPES:
         return {"kind": "image", "lo": 0.0, "hi": 1.0, "shape": IMAGE_SHAPES[cfg.data.name]}
     d = _file_facts(cfg.data.path, cfg.data.label_column, cfg.data.val_fraction,

@@ -11,6 +11,7 @@ import time
 import streamlit as st
 
 from .. import viz
+from ..paths import check_data_paths
 from ..runs import LIVE, Run
 from . import state, views
 
@@ -57,7 +58,7 @@ def progress(status: dict, epochs: list[dict]) -> None:
 def launch(cfg) -> Run:
     """Start a run in the warm worker and wait (at most FIRST_POINT_WAIT_S) for its first loss point,
     so the page's own rerun after the click already draws it."""
-    run = state.pool().start(cfg)
+    run = state.pool().start(check_data_paths(cfg, state.runs_dir()))  # the app reads only its data folders
     run = state.get_run(run.id)
     t = time.monotonic()
     while not run.metrics() and time.monotonic() - t < FIRST_POINT_WAIT_S:

@@ -1,0 +1,162 @@
+"""The Train page's build panel: widgets derived from the config's one declaration, links that name their
+bad values, and no reading outside the lab's data folders (Streamlit AppTest, no training)."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from aelab.config import CONSTRAINTS, Interval, Options, RunConfig, flat_items, rule
+from aelab.ui import build
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TRAIN = "pages/1_Train.py"
+# A valid config that switches each dependent range away from its default form.
+OTHER = {"noise.kind": "masking", "noise.level": 0.1, "sparsity.kind": "l1", "sparsity.weight": 0.1,
+         "train.strategy": "greedy", "train.finetune_epochs": 2, "model.kind": "conv", "model.layers": "16,8"}
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    d = tmp_path_factory.mktemp("runs")
+    mp.setenv("AELAB_RUNS_DIR", str(d))
+    mp.setenv("AELAB_UMAP", "0")
+    yield d
+    mp.undo()
+
+
+def train_page(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.query_params.update(query)
+    at.switch_page(TRAIN).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def warnings(at) -> list[str]:
+    """The link's problems: one warning, one list item per value not used."""
+    items = [line for w in at.warning for line in w.value.splitlines() if line.startswith("- ")]
+    assert len(items) == sum(w.value.count("\n- ") for w in at.warning)
+    return items
+
+
+@pytest.mark.parametrize("ctx", [{}, OTHER, {"noise.kind": "gaussian", "noise.level": 0.3}])
+def test_widget_options_and_bounds_are_the_declared_ones(ctx):
+    cfg = RunConfig().with_overrides(ctx)
+    for key in CONSTRAINTS:
+        r, spec, value = rule(cfg, key), build.widget_spec(key, cfg), flat_items(cfg)[key]
+        if isinstance(r, Options):
+            assert spec["kind"] == "select" and tuple(spec["options"]) == r.values, key
+        elif isinstance(r, Interval):
+            assert spec["kind"] == type(value).__name__ and (spec["min"], spec["max"]) == (r.lo, r.hi), key
+        else:
+            assert spec["kind"] == ("bool" if isinstance(value, bool) else "text"), key
+        if r is not None:
+            assert r.describe(key) in spec["help"], key
+
+
+@pytest.mark.parametrize("ctx", [{}, OTHER])
+def test_the_page_draws_the_declared_bounds(runs_dir, ctx):
+    at = train_page(**{k: str(v) for k, v in ctx.items()})
+    cfg = RunConfig().with_overrides(ctx)
+    assert not warnings(at) and not at.error
+    for key in CONSTRAINTS:
+        r = rule(cfg, key)
+        if isinstance(r, Interval):
+            w = at.number_input(key=key)
+            assert (w.min, w.max) == (r.lo, r.hi), key
+        elif isinstance(r, Options):
+            assert tuple(at.selectbox(key=key).options) == r.values, key
+
+
+def test_a_link_names_each_bad_value_and_loads_the_rest(runs_dir):
+    at = train_page(**{"noise.kind": "masking", "noise.level": "1.5", "sparsity.target": "0.7",
+                       "train.lr": "-1", "model.layers": "64,16", "bogus": "3"})
+    text = warnings(at)
+    assert len(text) == 3
+    level = next(w for w in text if "noise.level" in w)
+    assert "**noise level**" in level and "1.5" in level and "0 < noise.level < 1" in level
+    lr = next(w for w in text if "train.lr" in w)
+    assert "-1" in lr and "0 < train.lr <= 10" in lr
+    assert any("'bogus'" in w and "'3'" in w for w in text)
+    # the good values load unchanged (0.7 is a valid KL target; the old widget clamped it to 0.5)
+    assert at.selectbox(key="noise.kind").value == "masking"
+    assert at.text_input(key="model.layers").value == "64,16"
+    assert at.number_input(key="sparsity.target").value == 0.7
+    # the bad ones keep their defaults; masking at level 0 is then explained by its label, launch waits
+    assert at.number_input(key="noise.level").value == 0.0
+    assert at.number_input(key="train.lr").value == RunConfig().train.lr
+    assert "noise level" in at.error[0].value and "noise.level: 0 is not accepted" in at.error[0].value
+    assert at.button(key="launch").disabled
+
+
+def test_a_value_outside_the_widget_range_is_reported_not_moved(runs_dir):
+    at = train_page(**{"noise.kind": "gaussian", "noise.level": "1.5"})
+    assert not warnings(at) and not at.error  # sigma 1.5 is fine for gaussian noise
+    at.selectbox(key="noise.kind").set_value("masking").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="noise.level").value == 1.5
+    assert "noise.level: 1.5 is not accepted (accepted: 0 < noise.level < 1" in at.error[0].value
+    assert at.button(key="launch").disabled
+
+
+def test_links_and_widgets_cannot_read_outside_the_data_folders(runs_dir, tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("the loader was called")
+    monkeypatch.setattr("aelab.data.load_file", boom)
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a,b\n1,2\n3,4\n5,6\n")
+    texts = []
+    for path in ["/etc/passwd", "/etc/no-such-file", str(secret), "data/../../etc/passwd"]:
+        at = train_page(**{"data.name": "file", "data.path": path})
+        assert not at.exception, at.exception
+        [w] = warnings(at)
+        assert "data.path" in w and "outside the lab's data folders" in w
+        texts.append(w.replace(repr(path), "PATH"))
+        assert at.text_input(key="data.path").value == ""  # kept its default
+        # typed into the widget instead: refused the same way, nothing read, nothing launched
+        at.text_input(key="data.path").set_value(path).run()
+        assert not at.exception, at.exception
+        assert "outside the lab's data folders" in at.error[0].value and at.button(key="launch").disabled
+    assert len(set(texts)) == 1  # the same words whether the file exists or not
+
+
+def test_a_data_dir_outside_creates_no_folder(runs_dir, tmp_path):
+    target = tmp_path / "made" / "by" / "a link"
+    at = train_page(**{"data.name": "mnist", "data.data_dir": str(target)})
+    assert any("data.data_dir" in w and "outside the lab's data folders" in w for w in warnings(at))
+    assert at.text_input(key="data.data_dir").value == "data"
+    at.text_input(key="data.data_dir").set_value(str(target)).run()
+    assert "data.data_dir" in at.error[0].value and at.button(key="launch").disabled
+    assert not (tmp_path / "made").exists()
+
+
+def test_a_run_id_from_the_url_stays_in_the_store(runs_dir, tmp_path):
+    (runs_dir.parent / "outside").mkdir(exist_ok=True)
+    (runs_dir.parent / "outside" / "config.json").write_text("{}")
+    at = train_page(run="../outside")
+    assert any("no run '../outside'" in w.value for w in at.warning)
+
+
+def test_uploads_are_checked_before_they_are_kept_and_never_collide(runs_dir):
+    import io
+
+    import numpy as np
+
+    uploads = runs_dir / "uploads"
+    at = train_page(**{"data.name": "file", "train.loss": "mse"})
+    buf = io.BytesIO()
+    np.savez(buf, x=np.array([{"a": 1}] * 5, dtype=object))  # an object array needs pickle: refused
+    at.file_uploader(key="upload").set_value(("table.npz", buf.getvalue(), "application/octet-stream")).run()
+    assert not at.exception, at.exception
+    assert "the upload was not kept: table.npz" in at.error[0].value
+    assert at.text_input(key="data.path").value == "" and not uploads.exists()
+    kept = []
+    for rows in ("a,b\n1,2\n3,4\n5,6\n7,8\n", "a,b\n9,9\n8,1\n7,5\n6,2\n"):
+        at.file_uploader(key="upload").set_value(("table.csv", rows.encode(), "text/csv")).run()
+        assert not at.exception, at.exception
+        kept.append(Path(at.text_input(key="data.path").value))
+        assert kept[-1].read_text() == rows and not at.error  # loads, trains with mse
+    assert kept[0] != kept[1] and kept[0].name == kept[1].name == "table.csv"
+    assert sorted(p.parent.parent for p in kept) == [uploads, uploads]
