@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from aelab import jobs
 from aelab.jobs.queue import Queue, fair_threads
-from aelab.runs import Run, RunStore, pid_alive
+from aelab.runs import FINAL, Run, RunStore, pid_alive
 from aelab.worker import start_run
 
 LONG = {"train.epochs": 2000}  # stopped by the test, never run to the end
@@ -145,3 +146,49 @@ def test_standby_worker_exits_when_its_parent_dies(tmp_path):
     parent.kill()
     parent.wait()
     until(lambda: not pid_alive(standby), timeout=60, what="the standby to exit")
+
+
+def buttons(at) -> set:
+    return {b.key for b in at.button}
+
+
+def test_train_page_shows_queue_place_stopping_and_rerun(tmp_path, tiny_cfg, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("AELAB_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("AELAB_UMAP", "0")
+    run = RunStore(tmp_path).create(tiny_cfg)  # a job record by hand: this test process plays its worker
+    rec = jobs.prepare(run.dir, "train", pid=os.getpid())
+    rec.update(heartbeat=time.time(), position=2)
+    (run.dir / "job.json").write_text(json.dumps(rec))
+
+    def page():
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+        at.query_params["run"] = run.id
+        at.run()
+        at.switch_page("pages/1_Train.py").run()
+        assert not at.exception, at.exception
+        return at, at.get("progress")[0].proto.text
+    at, text = page()
+    assert "2nd in queue" in text and buttons(at) >= {"cancel"} and not buttons(at) & {"pause", "stop"}
+    at.button(key="cancel").click().run()
+    assert (run.dir / "cancel.request").exists() and "cancelling" in at.get("progress")[0].proto.text
+
+    (run.dir / "cancel.request").unlink()
+    (run.dir / "status.json").write_text(json.dumps({"status": "running", "pid": os.getpid()}))
+    rec.update(state="running", heartbeat=time.time())
+    (run.dir / "job.json").write_text(json.dumps(rec))
+    at, text = page()
+    at.button(key="stop").click().run()
+    assert "stopping" in at.get("progress")[0].proto.text and "stop" not in buttons(at)
+
+    rec["heartbeat"] = time.time() - jobs.STALE_S - 1  # its "worker" fell silent
+    (run.dir / "job.json").write_text(json.dumps(rec))
+    at, text = page()
+    assert "interrupted" in text and "rerun" in buttons(at)
+    at.button(key="rerun").click().run()
+    new_id = at.query_params["run"][-1] if isinstance(at.query_params["run"], list) else at.query_params["run"]
+    assert new_id != run.id and Run(tmp_path / new_id).config == run.config
+    again = Run(tmp_path / new_id)
+    again.request("stop")  # it was launched: that is all this test needs of it
+    until(lambda: again.status()["status"] in FINAL, what="the re-run to end")
