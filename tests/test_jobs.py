@@ -137,15 +137,20 @@ def test_launches_at_once_share_two_slots_in_order(tmp_path, tiny_cfg, monkeypat
     assert min(recs[2]["started"], recs[3]["started"]) >= min(recs[0]["ended"], recs[1]["ended"])
 
 
-def test_standby_worker_exits_when_its_parent_dies(tmp_path):
-    code = ("import sys, time; from aelab.worker import WorkerPool; p = WorkerPool(sys.argv[1]); "
-            "print(p._standby.pid, flush=True); time.sleep(600)")
+SERVICES = {  # what the app server starts: the warm standby worker and the UMAP projector
+    "standby": "from aelab.worker import WorkerPool; pid = WorkerPool(root)._standby.pid",
+    "projector": "from aelab import jobs; pid = jobs.spawn('aelab.embed', '--serve', root, service=True).pid"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_exits_when_the_process_that_started_it_dies(tmp_path, service):
+    code = f"import sys, time; root = sys.argv[1]; {SERVICES[service]}; print(pid, flush=True); time.sleep(600)"
     parent = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE)
-    standby = int(parent.stdout.readline())
-    assert pid_alive(standby)
+    child = int(parent.stdout.readline())
+    assert pid_alive(child)
     parent.kill()
     parent.wait()
-    until(lambda: not pid_alive(standby), timeout=60, what="the standby to exit")
+    until(lambda: not pid_alive(child), timeout=60, what=f"the {service} to exit")
 
 
 def buttons(at) -> set:
