@@ -56,7 +56,7 @@ def cmd_train(args) -> int:
         while proc.poll() is None:
             _update_bar(bar, run)
             time.sleep(0.2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the worker runs in its own session: ask it to stop (or leave the queue)
         run.request("stop")
         proc.wait()
     _update_bar(bar, run)
@@ -76,7 +76,12 @@ def cmd_train(args) -> int:
 
 
 def _update_bar(bar, run) -> None:
+    from . import jobs
+
     st = run.status()
+    pos = (jobs.read(run.dir) or {}).get("position") if st.get("status") == "queued" else None
+    if pos:
+        bar.set_postfix_str(f"{jobs.ordinal(pos)} in queue")
     if st.get("epochs_total") and bar.total != st["epochs_total"]:
         bar.total = st["epochs_total"]
     epochs = run.epochs()

@@ -221,7 +221,10 @@ def work_once(proj, runs_dir: Path) -> int:
 
 
 def serve(runs_dir: str, parent: int | None = None) -> int:
-    """The projection process: warm up, then project new frames until the parent (app) goes away."""
+    """The projection process: warm up, then project new frames until the parent (app) goes away.
+
+    The app starts it through the job launcher as a service (`jobs.spawn(..., service=True)`), whose
+    entry point ends it within a second of the app's death, even in the middle of the warm-up."""
     parent = parent or os.getppid()
     os.nice(10)  # a map may lag a little; the server and the training worker must not
     root = Path(runs_dir)

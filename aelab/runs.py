@@ -25,7 +25,7 @@ import torch
 from .config import RunConfig
 
 LIVE = ("queued", "running", "paused")
-FINAL = ("completed", "stopped", "diverged", "failed", "interrupted")
+FINAL = ("completed", "stopped", "diverged", "failed", "interrupted", "cancelled")
 MAX_STORED_CODE_DIM = 64  # wider codes are stored as their top-64 principal components (UMAP's usual prep)
 HEARTBEAT_S = 2.0
 
@@ -99,9 +99,19 @@ class Run:
     def status(self) -> dict:
         """Live status; a run whose worker died without saying so is marked interrupted here."""
         st = read_json(self.dir / "status.json", {"status": "queued"})
-        if st.get("status") in LIVE and st.get("pid") and not pid_alive(st["pid"]):
-            st = self.mark_interrupted("the worker process ended without finishing (killed or crashed)")
+        if st.get("status") in LIVE and self._job_gone(st):
+            st = self.mark_interrupted("the worker process ended or stopped responding without finishing "
+                                       "(killed or crashed)")
         return st
+
+    def _job_gone(self, st: dict) -> bool:
+        """The job system's liveness rule (dead pid or a heartbeat silent for 30 s); old runs: the pid."""
+        from .jobs import record  # lazy: the job system builds on this module
+
+        rec = record.read(self.dir)
+        if rec is not None:
+            return record.judge(rec) == "interrupted"
+        return bool(st.get("pid")) and not pid_alive(st["pid"])
 
     def mark_interrupted(self, message: str) -> dict:
         st = read_json(self.dir / "status.json", {})

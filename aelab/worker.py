@@ -1,9 +1,11 @@
 """The training worker: a separate process that trains one run folder and writes it as it goes.
 
 `start_run(cfg, runs_dir)` (CLI, notebooks) and `WorkerPool.start(cfg)` (the app, which keeps one
-warm process waiting so a click starts training without paying the torch import) both end in
-`python -m aelab.worker`, which calls `execute(run)`. Callers only poll the run store and write
-control requests; nothing else crosses the process boundary.
+warm process waiting so a click starts training without paying the torch import) both launch
+`python -m aelab.worker` through the job system (aelab.jobs): the run folder is the job's folder, the
+worker waits in the machine's queue for a slot, then calls `execute(run)` with its fair share of the
+cores. Callers only poll the run store and write control requests; nothing else crosses the process
+boundary.
 """
 from __future__ import annotations
 
@@ -18,19 +20,24 @@ from pathlib import Path
 
 import torch
 
+from . import jobs
 from .config import RunConfig, validate, validate_for_data
 from .runs import Run, RunStore, RunWriter, read_json
 
 POLL_S = 0.1  # how often the control file is looked at (a stat call) while training
+SHARE_S = 2.0  # how often a running job re-reads how many jobs share the cores, and re-sets its threads
+JOB_STATE = {"completed": "completed", "stopped": "completed", "diverged": "failed", "failed": "failed",
+             "interrupted": "interrupted"}  # run outcome -> job state (the run's status says more)
 DIVERGED_HINT = "the loss became NaN/inf: lower train.lr (e.g. by 10x) or the regulariser weights"
 
 
 class FileControl:
     """Reads control.json (written by Run.request) between batches; SIGTERM also means stop."""
 
-    def __init__(self, run: Run):
-        self.path = run.dir / "control.json"
+    def __init__(self, run: Run, job: jobs.Job | None = None):
+        self.path, self.job = run.dir / "control.json", job
         self._mtime, self._last_check, self._stop_signal = 0.0, 0.0, False
+        self._last_share = time.monotonic()
         ctl = read_json(self.path, {})
         self.seq = ctl.get("seq", 0)
         self.pause_after_stage = bool(ctl.get("pause_after_stage", False))
@@ -61,6 +68,9 @@ class FileControl:
         if now - self._last_check < POLL_S:
             return None
         self._last_check = now
+        if self.job is not None and now - self._last_share > SHARE_S:
+            self._last_share = now
+            share_cores(self.job)  # between batches, on the training thread (torch's thread count is per thread)
         ctl = self._read_new()
         if ctl and ctl.get("command") in ("stop", "pause"):
             return ctl["command"]
@@ -77,18 +87,41 @@ class FileControl:
                 return "run"
             time.sleep(POLL_S)
 
+    def stop_asked(self) -> bool:
+        """A stop was asked (before or after this process started): a queued run then leaves the line."""
+        return self._stop_signal or read_json(self.path, {}).get("command") == "stop"
 
-def execute(run: Run) -> dict:
-    """Train the run in this process, writing everything to its folder. Returns the summary."""
+
+def share_cores(job: jobs.Job) -> int:
+    """Set torch's threads to this job's fair share of the cores (no oversubscription)."""
+    n = job.share_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
+    """Train the run in this process, writing everything to its folder. Returns the summary.
+
+    With a queue (the worker process), wait for a slot first and train with a fair share of the cores.
+    """
     from . import train as T
     from .data import load_data
     from .model import build_model, count_params
     from .objectives import corrupt
 
     writer = RunWriter(run)
-    control = FileControl(run)
+    job = jobs.Job(run.dir, "train", queue=queue)
+    control = FileControl(run, job if queue else None)
     signal.signal(signal.SIGTERM, control.signal_stop)
-    writer.set_status(status="running", pid=os.getpid(), started=time.time(), message="loading data")
+    writer.set_status(status="queued", pid=os.getpid())
+    if not job.wait_turn(cancelled=control.stop_asked):
+        summary = {"status": "cancelled", "message": "cancelled before it started"}
+        writer.finish(summary)
+        return summary
+    job.start()
+    threads = share_cores(job) if queue else torch.get_num_threads()
+    writer.set_status(status="running", started=time.time(), threads=threads, message="loading data")
     ctx, model, cfg, summary = None, None, None, {}
     try:
         cfg = validate(run.config)
@@ -118,7 +151,10 @@ def execute(run: Run) -> dict:
     except Exception as e:  # any other failure: keep a readable run with the reason
         summary.update(status="failed", message=f"{type(e).__name__}: {e}")
         (run.dir / "error.txt").write_text(traceback.format_exc())
-    return _finish(writer, run, cfg, model, ctx, summary)
+    summary = _finish(writer, run, cfg, model, ctx, summary)
+    state = JOB_STATE.get(summary["status"], "failed")
+    job.end(state, None if state == "completed" else summary["message"])
+    return summary
 
 
 def _finish(writer: RunWriter, run: Run, cfg, model, ctx, summary: dict) -> dict:
@@ -153,30 +189,20 @@ def _finish(writer: RunWriter, run: Run, cfg, model, ctx, summary: dict) -> dict
 
 # ----------------------------------------------------------------------------- launching
 
-def _worker_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "aelab.worker", *args]
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env.setdefault("NUMBA_CACHE_DIR", str(Path.cwd() / ".numba_cache"))
-    return env
-
-
 def start_run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs") -> tuple[Run, subprocess.Popen]:
-    """Validate, create the run folder and start a fresh worker process on it."""
+    """Validate, create the run folder, put it in the queue and start a fresh worker process on it."""
     validate(cfg)
     run = RunStore(runs_dir).create(cfg)
-    log = open(run.dir / "worker.log", "ab")
-    proc = subprocess.Popen(_worker_cmd(str(run.dir)), stdout=log, stderr=subprocess.STDOUT, env=_env())
-    log.close()
-    return run, proc
+    jobs.prepare(run.dir, "train", queue=jobs.Queue())
+    return run, jobs.spawn("aelab.worker", str(run.dir), log=run.dir / "worker.log")
 
 
 class WorkerPool:
     """Keeps one warm worker (torch and aelab imported) waiting on stdin for a run folder.
 
-    Start-up of a fresh Python+torch process costs seconds; the warm one starts training at once.
+    Start-up of a fresh Python+torch process costs seconds; the warm one starts training at once (it
+    still takes its place in the queue: at once when a slot is free). The standby is a service: it
+    ends as soon as the process that holds the pool is gone.
     """
 
     def __init__(self, runs_dir: str | os.PathLike = "runs", respawn_delay_s: float = 0.0):
@@ -201,8 +227,7 @@ class WorkerPool:
         timer.start()
 
     def _spawn_standby(self) -> None:
-        self._standby = subprocess.Popen(_worker_cmd("--standby"), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, env=_env())
+        self._standby = jobs.spawn("aelab.worker", "--standby", service=True, stdin=subprocess.PIPE)
 
     def start(self, cfg: RunConfig) -> Run:
         validate(cfg)
@@ -210,15 +235,16 @@ class WorkerPool:
         with self._lock:
             self.reap()
             proc = self._standby
+            ready = proc is not None and proc.poll() is None
+            jobs.prepare(run.dir, "train", queue=jobs.Queue(), pid=proc.pid if ready else None)
             try:
-                if proc is None or proc.poll() is not None:
+                if not ready:
                     raise BrokenPipeError
                 proc.stdin.write((str(run.dir.resolve()) + "\n").encode())
                 proc.stdin.flush()
                 proc.stdin.close()
             except (BrokenPipeError, OSError):
-                proc = subprocess.Popen(_worker_cmd(str(run.dir)), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, env=_env())
+                proc = jobs.spawn("aelab.worker", str(run.dir))
             self._children.append(proc)
             if self.respawn_delay_s > 0:
                 self._respawn_later()
@@ -238,6 +264,7 @@ class WorkerPool:
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "--standby":
+        from .jobs.watch import release as release_parent
         # Pay the imports now, then wait for a run folder on stdin. Parent gone (EOF) = exit quietly.
         from . import evaluate, model, train  # noqa: F401
         from .config import DataConfig
@@ -250,14 +277,16 @@ def main(argv: list[str]) -> int:
         line = sys.stdin.readline().strip()
         if not line:
             return 0
+        release_parent()  # a training job from now on: it outlives the server that started it
+        os.setsid()  # and leaves the server's process group (a Ctrl-C of the server is not for it)
         argv = [line]
     if len(argv) != 1:
         print("usage: python -m aelab.worker RUN_DIR | --standby", file=sys.stderr)
         return 2
     log = open(Path(argv[0]) / "worker.log", "a", buffering=1)
     os.dup2(log.fileno(), 2)  # tracebacks of anything unexpected land in the run folder
-    summary = execute(Run(argv[0]))
-    return 0 if summary["status"] in ("completed", "stopped") else 1
+    summary = execute(Run(argv[0]), queue=jobs.Queue())
+    return 0 if summary["status"] in ("completed", "stopped", "cancelled") else 1
 
 
 if __name__ == "__main__":

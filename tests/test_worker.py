@@ -13,6 +13,12 @@ from aelab.runs import RunStore
 from aelab.worker import WorkerPool, start_run
 
 
+@pytest.fixture(autouse=True)
+def own_queue(tmp_path, monkeypatch):
+    """A queue of this test's own: runs elsewhere on the machine never hold these tests up."""
+    monkeypatch.setenv("AELAB_QUEUE_DIR", str(tmp_path / ".queue"))
+
+
 def _wait(run, proc=None, timeout=60, until=lambda st: st["status"] in ("completed", "stopped", "diverged",
                                                                          "failed", "interrupted")):
     t0 = time.time()

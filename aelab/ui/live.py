@@ -10,9 +10,9 @@ import time
 
 import streamlit as st
 
-from .. import viz
+from .. import jobs, viz
 from ..paths import check_data_paths
-from ..runs import LIVE, Run
+from ..runs import LIVE, Run, read_json
 from . import state, views
 
 REFRESH_S = 1.0
@@ -20,9 +20,18 @@ FIRST_POINT_WAIT_S = 1.0  # a warm worker logs its first step ~0.2 s after the c
 FIRST_REFRESH_S = 0.25  # until the first epoch: the first loss points show up at once
 
 
+def stopping(run: Run, status: dict) -> bool:
+    """Stop (or Cancel) was asked and the worker has not ended yet: the page says so at once."""
+    return status.get("status") in LIVE and (read_json(run.dir / "control.json", {}).get("command") == "stop"
+                                             or jobs.cancel_requested(run.dir))
+
+
 def controls(run: Run, status: dict, greedy: bool) -> None:
-    """Pause / Resume / Stop, and Next stage / Run all stages when a greedy run waits between stages."""
+    """Pause / Resume / Stop, Next stage / Run all stages when a greedy run waits between stages,
+    Cancel while queued, Re-run once interrupted."""
     s, cols = status.get("status"), st.columns(4)
+    if stopping(run, status):
+        return
     stage_wait = s == "paused" and "done" in str(status.get("message", ""))
     if s == "running":
         if cols[0].button("Pause", key="pause", width="stretch"):
@@ -35,14 +44,39 @@ def controls(run: Run, status: dict, greedy: bool) -> None:
     elif s == "paused":
         if cols[0].button("Resume", key="resume", type="primary", width="stretch"):
             run.request("resume")
-    if s in LIVE:
+    if s == "queued":
+        if cols[3].button("Cancel", key="cancel", width="stretch", help="leave the queue; nothing was trained"):
+            jobs.cancel(run.dir)
+            st.rerun()
+    elif s in LIVE:
         if cols[3].button("Stop", key="stop", width="stretch"):
             run.request("stop")
+            st.rerun()  # redraw now: "stopping…" until the worker has saved and ended
+    if s == "interrupted":
+        if cols[0].button("Re-run", key="rerun", type="primary", width="stretch",
+                          help="train again from the start with the same config, as a new run"):
+            show(launch(run.config).id)
 
 
-def progress(status: dict, epochs: list[dict]) -> None:
+def show(run_id: str) -> None:
+    """Make run_id the page's run (session and URL) and redraw the whole page."""
+    st.session_state["run_id"] = run_id
+    st.query_params["run"] = run_id
+    st.rerun()
+
+
+def progress(run: Run, status: dict, epochs: list[dict]) -> None:
     s, total = status.get("status", "queued"), status.get("epochs_total") or 0
     ep = epochs[-1]["epoch"] if epochs else 0
+    if stopping(run, status):
+        st.progress(min(1.0, ep / total) if total else 0.0, text="**stopping…** (saving what was trained so far)"
+                    if s != "queued" else "**cancelling…**")
+        return
+    if s == "queued":
+        pos = (jobs.read(run.dir) or {}).get("position")
+        st.progress(0.0, text=f"**queued**: {jobs.ordinal(pos) + ' in queue' if pos else 'starting'}, "
+                              f"it starts when a training slot is free")
+        return
     stage = status.get("stage_name") or "starting"
     n_stages = status.get("n_stages")
     eta = ""
@@ -62,6 +96,8 @@ def launch(cfg) -> Run:
     run = state.get_run(run.id)
     t = time.monotonic()
     while not run.metrics() and time.monotonic() - t < FIRST_POINT_WAIT_S:
+        if (jobs.read(run.dir) or {}).get("position"):
+            break  # it waits in the queue: no point in waiting here
         time.sleep(0.02)
     return run
 
@@ -90,10 +126,12 @@ def _draw(run: Run, was_live: bool, early: bool) -> None:
     if (was_live and status.get("status") not in LIVE) or (early and epochs):
         st.rerun()  # the run ended (or its first epoch is in): redraw the page once, with a slower timer
     st.markdown(f"#### Run `{run.id}`")
-    progress(status, epochs)
+    progress(run, status, epochs)
     controls(run, status, run.config.train.strategy == "greedy")
     if status.get("status") == "failed" or status.get("status") == "diverged":
         st.error(status.get("message") or "the run failed")
+    elif status.get("status") == "interrupted":
+        st.warning(f"{status.get('message') or 'interrupted'}. **Re-run** trains it again with the same config.")
     st.plotly_chart(viz.loss_figure(metrics, "epoch", _n_train(status)), key="live_loss")
     lay = state.frame_layouts(run)
     snap = run.latest_snapshot()

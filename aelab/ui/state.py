@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import streamlit as st
@@ -48,12 +47,12 @@ def pool():
 def _projector(root: str) -> subprocess.Popen | None:
     if os.environ.get(UMAP_ENV, "1") == "0":
         return None
+    from .. import jobs
+
     Path(root).mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, NUMBA_NUM_THREADS="1")  # leave the other core to training
-    env.setdefault("NUMBA_CACHE_DIR", str(Path.cwd() / ".numba_cache"))
-    log = open(Path(root) / ".embed.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "aelab.embed", "--serve", root], stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    # a service of this server (it ends when the server does), at low priority (embed.serve nices itself)
+    return jobs.spawn("aelab.embed", "--serve", root, log=Path(root) / ".embed.log", service=True,
+                      env={"NUMBA_NUM_THREADS": "1"})  # leave the other cores to training
 
 
 def start_projector() -> None:

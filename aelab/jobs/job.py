@@ -1,0 +1,96 @@
+"""The process side of one job: its record, a heartbeat thread, and (for queued jobs) a slot in the queue.
+
+    with Job(folder, "payoff") as job:      # record: running, pid, a heartbeat every HEARTBEAT_S
+        work()                             # job.set(...) adds structured fields when useful
+    # on leaving: completed; on an exception: failed, error = "Type: message" (and it is re-raised)
+
+A queued job (training) calls `wait_turn`, `start` and `end` itself, as the worker does.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from .queue import Queue, fair_threads
+from .record import HEARTBEAT_S, cancel_requested, new_record, read, write
+
+
+class Cancelled(Exception):
+    """The job was cancelled while it waited in the queue."""
+
+
+class Job:
+    def __init__(self, folder: str | os.PathLike, kind: str, queue: Queue | None = None,
+                 heartbeat_s: float = HEARTBEAT_S):
+        self.folder, self.queue, self.slot = Path(folder), queue, None
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        self.rec = read(self.folder) or new_record(self.folder, kind)
+        self.rec.update(kind=kind, pid=os.getpid(), heartbeat=time.time())
+        self._write()
+        self._beat = threading.Thread(target=self._beat_loop, args=(heartbeat_s,), name="aelab-heartbeat",
+                                      daemon=True)
+        self._beat.start()
+
+    def _write(self) -> None:
+        write(self.folder, self.rec)
+
+    def set(self, **fields) -> None:
+        """Update structured fields of the record (written at once, atomically)."""
+        with self._lock:
+            self.rec.update(fields)
+            self._write()
+
+    def _beat_loop(self, every: float) -> None:
+        # a thread, so the heartbeat goes on while the job waits in line, is paused, or computes
+        while not self._stop.wait(every):
+            self.set(heartbeat=time.time())
+
+    def wait_turn(self, cancelled=lambda: False) -> bool:
+        """Wait for a slot (no wait without a queue); False if cancelled (cancel() or `cancelled()`)."""
+        if self.queue is None:
+            return True
+        ticket = self.rec.get("ticket") or self.queue.take_ticket(self.folder)
+        self.set(ticket=ticket)
+        self.slot = self.queue.wait(ticket, on_position=lambda p: self.set(position=p),
+                                    cancelled=lambda: cancel_requested(self.folder) or cancelled())
+        if self.slot is None:
+            self.end("cancelled")
+            return False
+        self.set(position=None, slot=self.slot[0])
+        return True
+
+    def start(self) -> None:
+        self.set(state="running", started=time.time())
+
+    def share_threads(self) -> int:
+        """This job's fair share of the cores given the jobs running now (recorded as threads/sharing)."""
+        running = self.queue.running() if self.queue else 1
+        n = fair_threads(running)
+        if (n, running) != (self.rec.get("threads"), self.rec.get("sharing")):
+            self.set(threads=n, sharing=running)
+        return n
+
+    def end(self, state: str, error: str | None = None) -> None:
+        """Final state; stops the heartbeat and frees the slot (after the record says ended)."""
+        self._stop.set()
+        self.set(state=state, ended=time.time(), error=error, heartbeat=time.time())
+        if self.slot is not None:
+            self.slot[1].close()
+            self.slot = None
+
+    def __enter__(self) -> "Job":
+        if not self.wait_turn():
+            raise Cancelled(str(self.folder))
+        self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.end("completed")
+        elif exc_type is KeyboardInterrupt:
+            self.end("interrupted", "interrupted (Ctrl-C)")
+        elif exc_type is not Cancelled:
+            self.end("failed", f"{exc_type.__name__}: {exc}")
+        return False
