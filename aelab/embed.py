@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .fsutil import atomic_write
+
 UMAP_SUFFIX = ".umap.npy"
 REQUEST_FILE = "umap.request"  # touched by a page that wants a saved run's frames projected too
 POLL_S = 0.3
@@ -187,9 +189,7 @@ def project_snapshot(proj, snapshot: Path) -> bool:
     lay = align(proj.fit(codes, init=prev), prev)
     buf = io.BytesIO()
     np.save(buf, lay)
-    tmp = snapshot.with_name(f".{snapshot.stem}.umap.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, umap_path(snapshot))
+    atomic_write(umap_path(snapshot), buf.getvalue())
     return True
 
 
