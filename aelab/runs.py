@@ -96,15 +96,18 @@ class Run:
     def summary(self) -> dict | None:
         return read_json(self.dir / "summary.json")
 
-    def _status_file(self) -> tuple[dict | None, str | None]:
-        """(status.json's record or None if absent, the reason it is unusable or None)."""
+    def _json_file(self, name: str) -> tuple[dict | None, str | None]:
+        """(the file's object or None if absent, the reason it is unusable or None)."""
         try:
-            st = load_json(self.dir / "status.json")
+            return load_json(self.dir / name), None
         except Unreadable as e:
             return None, str(e)
+
+    def _status_file(self) -> tuple[dict | None, str | None]:
+        st, problem = self._json_file("status.json")
         if st is not None and not isinstance(st.get("status"), str):
             return None, "status.json: no 'status' text field"
-        return st, None
+        return st, problem
 
     def status(self) -> dict:
         """Live status; a run whose worker died without saying so is marked interrupted here.
@@ -121,16 +124,17 @@ class Run:
     def mark_interrupted(self, message: str) -> dict:
         st = read_json(self.dir / "status.json", {})
         st.update(status="interrupted", message=message, updated=time.time())
+        epochs = self.epochs()
+        last = epochs[-1] if epochs else {}
+        summary = {"status": "interrupted", "message": message,
+                   "strategy": self.config_dict().get("train", {}).get("strategy"), "epochs_completed": len(epochs),
+                   "val_sq_err_per_image": finite_or_none(last.get("val_sq_err")),
+                   "val_loss": finite_or_none(last.get("val_pixel_loss")), "params": st.get("params"),
+                   "wall_seconds": last.get("seconds"), "linear_probe_accuracy": None, "weights": False}
         try:  # best effort: a reader on a full disk still gets the right answer, just not saved
             atomic_write_json(self.dir / "status.json", st)
             if self.summary() is None:
-                epochs = self.epochs()
-                last = epochs[-1] if epochs else {}
-                atomic_write_json(self.dir / "summary.json", {
-                    "status": "interrupted", "message": message, "strategy": self.config_dict().get("train", {}).get("strategy"),
-                    "epochs_completed": len(epochs), "val_sq_err_per_image": finite_or_none(last.get("val_sq_err")),
-                    "val_loss": finite_or_none(last.get("val_pixel_loss")), "params": st.get("params"),
-                    "wall_seconds": last.get("seconds"), "linear_probe_accuracy": None, "weights": False})
+                atomic_write_json(self.dir / "summary.json", summary)
         except OSError:
             pass
         return st
@@ -153,10 +157,12 @@ class Run:
         if end >= 0:  # a last line without its newline is still being written: leave it for next time
             for line in chunk[:end].split(b"\n"):
                 self._metrics_lines += 1
-                rec = _record(line) if line.strip() else {}
+                if not line.strip():
+                    continue
+                rec = _record(line)
                 if rec is None:
                     self.bad_metric_lines.append(self._metrics_lines)
-                elif rec:
+                else:
                     self._metrics_cache.append(rec)
             self._metrics_offset += end + 1
         return self._metrics_cache
@@ -174,14 +180,8 @@ class Run:
             self.config
         except Unreadable as e:
             problems.append(str(e))
-        problems.append(self._status_file()[1])
-        summary = None
-        for name in ("summary.json", "control.json"):
-            try:
-                obj = load_json(self.dir / name)
-                summary = obj if name == "summary.json" else summary
-            except Unreadable as e:
-                problems.append(str(e))
+        summary, summary_problem = self._json_file("summary.json")
+        problems += [self._status_file()[1], summary_problem, self._json_file("control.json")[1]]
         self.metrics()
         problems.append(self._metrics_error)
         if self.bad_metric_lines:
@@ -205,13 +205,14 @@ class Run:
         """One row about the run for listings (CLI, Home): plain values, numbers or None, never raises.
         A damaged run has status 'damaged' and the reason in `damage`."""
         st, sm, cfg, damage = self.status(), self.summary() or {}, self.config_dict(), self.damage()
-        num = lambda k: finite_or_none(sm.get(k))  # noqa: E731  (the summary may be hand-edited garbage)
-        return {"run": self.id, "name": cfg.get("name", ""), "status": DAMAGED if damage else str(st["status"]),
-                "damage": damage, "strategy": cfg.get("train", {}).get("strategy"),
-                "data": cfg.get("data", {}).get("name"), "layers": ",".join(map(str, cfg.get("model", {}).get("layers", []))),
-                "params": finite_or_none(sm.get("params") or st.get("params")),
-                "val_sq_err_per_image": num("val_sq_err_per_image"), "linear_probe_accuracy": num("linear_probe_accuracy"),
-                "wall_seconds": num("wall_seconds"), "train_samples_per_second": num("train_samples_per_second")}
+        row = {"run": self.id, "name": cfg.get("name", ""), "status": DAMAGED if damage else st["status"],
+               "damage": damage, "strategy": cfg.get("train", {}).get("strategy"),
+               "data": cfg.get("data", {}).get("name"),
+               "layers": ",".join(map(str, cfg.get("model", {}).get("layers", []))),
+               "params": finite_or_none(sm.get("params") or st.get("params"))}
+        for k in ("val_sq_err_per_image", "linear_probe_accuracy", "wall_seconds", "train_samples_per_second"):
+            row[k] = finite_or_none(sm.get(k))  # numbers or None, even from a hand-edited summary
+        return row
 
     def snapshot_files(self) -> list[Path]:
         return sorted((self.dir / "snapshots").glob("*.npz"))

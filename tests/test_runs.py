@@ -55,7 +55,8 @@ def assert_others_intact(store: RunStore, damaged: str = "2026-b"):
             assert r.listing()["status"] == "completed" and r.config.model.layers == (32, 8)
 
 
-@pytest.mark.parametrize("content", [GARBAGE, b'{"status": "\x80\xff"}', b"", b'{"status": "comp', b"[1, 2]", b'"text"', b"[" * 100_000])
+@pytest.mark.parametrize("content", [GARBAGE, b'{"status": "\x80\xff"}', b"", b'{"status": "comp', b"[1, 2]",
+                                     b'"text"', b"[" * 100_000])
 def test_read_json_survives_any_bytes(tmp_path, content):
     p = tmp_path / "status.json"
     p.write_bytes(content)
