@@ -13,6 +13,7 @@ import io
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +155,7 @@ def _load_codes(snapshot: Path) -> np.ndarray | None:
     try:
         with np.load(snapshot, allow_pickle=False) as z:
             return z["codes"].astype(np.float32) if "codes" in z.files else None
-    except (OSError, ValueError, EOFError, KeyError):
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # a damaged snapshot: no codes
         return None
 
 

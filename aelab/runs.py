@@ -20,6 +20,7 @@ import math
 import os
 import secrets
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,12 @@ class Run:
             problems.append(f"metrics.jsonl: {n} unreadable line{'s' * (n > 1)} skipped "
                             f"({'first: ' * (n > 1)}line {first})")
         problems.append(self._weights_problem(summary))
+        try:
+            _load_npz(self.dir / "probe.npz")
+        except Unreadable as e:
+            problems.append(str(e))
+        except FileNotFoundError:
+            pass  # written once the data is loaded: a new or failed run has none yet
         return "; ".join(p for p in problems if p) or None
 
     def _weights_problem(self, summary: dict | None) -> str | None:
@@ -218,24 +225,24 @@ class Run:
         return sorted((self.dir / "snapshots").glob("*.npz"))
 
     def load_snapshot(self, path: Path) -> dict:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        """The arrays of one snapshot; Unreadable (naming it) when the file is damaged."""
+        return _load_npz(path)
 
     def latest_snapshot(self) -> dict | None:
         files = self.snapshot_files()
         for p in reversed(files[-3:]):  # the newest may be mid-rename on some filesystems
             try:
                 return self.load_snapshot(p)
-            except (OSError, ValueError, EOFError):
+            except (Unreadable, FileNotFoundError):
                 continue
         return None
 
     def probe(self) -> dict | None:
-        p = self.dir / "probe.npz"
-        if not p.exists():
+        """The fixed probe images and labels; None when absent or damaged (`damage()` says which)."""
+        try:
+            return _load_npz(self.dir / "probe.npz")
+        except (Unreadable, FileNotFoundError):
             return None
-        with np.load(p, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
 
     def request(self, command: str, **extra) -> None:
         """Ask the worker to 'pause', 'resume' or 'stop' (it checks between batches)."""
@@ -287,6 +294,17 @@ def _record(line: bytes) -> dict | None:
     if rec["kind"] == "epoch":
         ok = ok and isinstance(rec.get("stage_name"), str)
     return rec if ok else None
+
+
+def _load_npz(path: Path) -> dict:
+    """All arrays of an .npz file (no pickles). FileNotFoundError when absent, Unreadable when damaged."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:  # truncated, garbage, pickle
+        raise Unreadable(f"{path.name}: not a readable .npz ({str(e)[:80]})") from None
 
 
 def _is_number(v) -> bool:

@@ -17,7 +17,8 @@ TINY = {"data.name": "shapes", "model.layers": "32,8", "train.epochs": 2, "train
 GOOD, INTERRUPTED = "2026-a-good", "2026-d-interrupted"
 DAMAGE = {"2026-b-status": "status.json: not valid JSON", "2026-c-config": "config.json: not valid JSON",
           "2026-e-line": "metrics.jsonl: 1 unreadable line skipped (line 3)",
-          "2026-f-summary": "summary.json: holds an array, not an object"}
+          "2026-f-summary": "summary.json: holds an array, not an object",
+          "2026-g-npz": "probe.npz: not a readable .npz"}
 
 
 def _damage(d: Path) -> None:
@@ -37,6 +38,10 @@ def _damage(d: Path) -> None:
         (d / "metrics.jsonl").write_bytes(b"".join(lines[:2] + [garbage[128:168] + b"\n"] + lines[2:]))
     elif d.name == "2026-f-summary":
         (d / "summary.json").write_text("[1, 2]")
+    elif d.name == "2026-g-npz":  # a truncated last snapshot and a garbage probe file
+        last = d / "snapshots" / "00002.npz"
+        last.write_bytes(last.read_bytes()[:200])
+        (d / "probe.npz").write_bytes(garbage)
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +97,9 @@ def test_inspect_names_the_damage_and_shows_what_still_reads(runs_dir, run_id):
     heads = [s.value for s in at.subheader]
     if run_id == "2026-c-config":
         assert heads == []  # nothing can be rebuilt without the config; the error says so
+    elif run_id == "2026-g-npz":  # the damaged frame says so; the model below still shows
+        assert at.error[1].value.startswith("This snapshot cannot be read: 00002.npz: not a readable .npz")
+        assert heads[:2] == ["Replay", "First-layer filters"]
     else:
         assert heads[0] == "Replay" and len(at.get("plotly_chart")) >= 1
 

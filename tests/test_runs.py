@@ -165,3 +165,17 @@ def test_atomic_write_keeps_the_old_file_and_no_temporary_on_a_full_disk(tmp_pat
     assert p.read_bytes() == b"old" and [f.name for f in tmp_path.iterdir()] == ["weights.safetensors"]
     atomic_write(p, b"new", durable=True)
     assert p.read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_damaged_npz_files_are_named_and_the_last_good_snapshot_still_shows(store):
+    d = store.root / "2026-b"
+    last = d / "snapshots" / "00002.npz"
+    last.write_bytes(last.read_bytes()[:200])  # truncated: not a zip any more
+    bad = store.get("2026-b")
+    with pytest.raises(Unreadable, match="^00002.npz: not a readable .npz"):
+        bad.load_snapshot(last)
+    assert int(bad.latest_snapshot()["epoch"]) == 1  # the newest readable one
+    assert bad.damage() is None  # snapshots are checked where they are drawn, not on every listing
+    (d / "probe.npz").write_bytes(GARBAGE)
+    assert bad.probe() is None and bad.damage().startswith("probe.npz: not a readable .npz")
+    assert_others_intact(store)
