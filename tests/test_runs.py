@@ -179,3 +179,23 @@ def test_damaged_npz_files_are_named_and_the_last_good_snapshot_still_shows(stor
     (d / "probe.npz").write_bytes(GARBAGE)
     assert bad.probe() is None and bad.damage().startswith("probe.npz: not a readable .npz")
     assert_others_intact(store)
+
+
+def test_a_full_disk_while_writing_metrics_names_what_was_being_written(tmp_path):
+    from aelab.runs import RunWriter, StoreWriteError
+
+    run = RunStore(tmp_path).create(RunConfig(name="tiny").with_overrides(TINY))
+    writer = RunWriter(run)
+    epoch = dict(stage=1, stage_name="end-to-end", epoch=1, step=4, samples=128, seconds=0.5, train_loss=0.3,
+                 val_loss=0.3, val_pixel_loss=0.3, val_sq_err=12.5)
+    writer.emit("epoch", **epoch)
+
+    class FullDisk:
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    writer._metrics = FullDisk()
+    with pytest.raises(StoreWriteError, match=r"^disk full while writing metrics: \[Errno 28\]") as e:
+        writer.emit("epoch", **{**epoch, "epoch": 2})
+    assert e.value.record() == {"kind": "disk_full", "during": "writing metrics", "errno": errno.ENOSPC}
+    assert [r["epoch"] for r in run.epochs()] == [1] and run.status()["epoch"] == 1  # the last complete epoch
