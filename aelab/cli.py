@@ -88,19 +88,22 @@ def _update_bar(bar, run) -> None:
     if epochs:
         last = epochs[-1]
         bar.n = last["epoch"]
-        bar.set_postfix_str(f"{last['stage_name']} val_sq_err={last['val_sq_err']:.2f}", refresh=False)
+        bar.set_postfix_str(f"{last['stage_name']} val_sq_err={_num(last['val_sq_err'])}", refresh=False)
         bar.refresh()
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
 
 
 def cmd_runs(args) -> int:
     from .runs import RunStore
 
     for run in RunStore(args.runs_dir).list():
-        s = run.summary() or {}
-        st = s.get("status") or run.status().get("status")
-        err = s.get("val_sq_err_per_image")
-        print(f"{run.id}  {st:<11} {s.get('strategy') or '':<10} "
-              f"val_sq_err={'-' if err is None else f'{err:.2f}'}  {run.dir}")
+        row = run.listing()  # never raises: a damaged run is listed with the reason, the rest go on
+        print(f"{run.id}  {row['status']:<11} {row['strategy'] or '':<10} "
+              f"test_sq_err={_num(row['test_sq_err_per_image'])}  {run.dir}"
+              + (f"  damage: {row['damage']}" if row["damage"] else ""))
     return 0
 
 

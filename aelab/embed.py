@@ -13,9 +13,12 @@ import io
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .fsutil import atomic_write
 
 UMAP_SUFFIX = ".umap.npy"
 REQUEST_FILE = "umap.request"  # touched by a page that wants a saved run's frames projected too
@@ -152,7 +155,7 @@ def _load_codes(snapshot: Path) -> np.ndarray | None:
     try:
         with np.load(snapshot, allow_pickle=False) as z:
             return z["codes"].astype(np.float32) if "codes" in z.files else None
-    except (OSError, ValueError, EOFError, KeyError):
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # a damaged snapshot: no codes
         return None
 
 
@@ -187,9 +190,7 @@ def project_snapshot(proj, snapshot: Path) -> bool:
     lay = align(proj.fit(codes, init=prev), prev)
     buf = io.BytesIO()
     np.save(buf, lay)
-    tmp = snapshot.with_name(f".{snapshot.stem}.umap.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, umap_path(snapshot))
+    atomic_write(umap_path(snapshot), buf.getvalue())
     return True
 
 

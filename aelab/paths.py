@@ -65,7 +65,7 @@ def keep_upload(name: str, raw: bytes, runs_dir: str | os.PathLike) -> Path:
     the same file uploaded twice is kept once. Raises ValueError naming the problem.
     """
     from .data import load_file
-    from .runs import atomic_write_bytes
+    from .fsutil import atomic_write
 
     safe = Path(name).name
     if Path(safe).suffix.lower() not in UPLOAD_TYPES:
@@ -77,5 +77,5 @@ def keep_upload(name: str, raw: bytes, runs_dir: str | os.PathLike) -> Path:
     dest = uploads_dir(runs_dir) / hashlib.sha256(raw).hexdigest()[:16] / safe
     if not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(dest, raw)
+        atomic_write(dest, raw)
     return dest

@@ -22,7 +22,7 @@ import torch
 
 from . import jobs
 from .config import RunConfig, validate, validate_for_data
-from .runs import Run, RunStore, RunWriter, read_json
+from .runs import Run, RunStore, RunWriter, StoreWriteError, read_json
 
 POLL_S = 0.1  # how often the control file is looked at (a stat call) while training
 SHARE_S = 2.0  # how often a running job re-reads how many jobs share the cores, and re-sets its threads
@@ -148,9 +148,15 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
         summary.update(status="diverged", message=DIVERGED_HINT)
     except KeyboardInterrupt:
         summary.update(status="interrupted", message="interrupted (Ctrl-C)")
+    except StoreWriteError as e:  # a full disk: stop here, the run reads up to its last complete epoch
+        summary.update(status="failed", message=str(e), error=e.record())
     except Exception as e:  # any other failure: keep a readable run with the reason
-        summary.update(status="failed", message=f"{type(e).__name__}: {e}")
-        (run.dir / "error.txt").write_text(traceback.format_exc())
+        summary.update(status="failed", message=f"{type(e).__name__}: {e}",
+                       error={"kind": "exception", "type": type(e).__name__})
+        try:
+            (run.dir / "error.txt").write_text(traceback.format_exc())
+        except OSError:
+            pass  # the message above is the part that matters
     summary = _finish(writer, run, cfg, model, ctx, summary)
     state = JOB_STATE.get(summary["status"], "failed")
     job.end(state, None if state == "completed" else summary["message"])
@@ -174,16 +180,29 @@ def _finish(writer: RunWriter, run: Run, cfg, model, ctx, summary: dict) -> dict
     summary["samples_seen"] = ctx.samples if ctx else 0
     keys = ("val_loss", "val_sq_err_per_image", "test_loss", "test_sq_err_per_image", "code_mean_activation",
             "linear_probe_accuracy")
+    summary["weights"] = False
     if model is not None and ctx is not None and summary["status"] in ("completed", "stopped", "interrupted") \
             and ctx.step > 0:
         try:
             writer.save_weights(model)
+            summary["weights"] = True
+        except StoreWriteError as e:  # never "completed" without the model it claims
+            summary.update(status="failed", message=str(e), error=e.record())
+    if summary["weights"]:
+        try:
             summary.update(summarize(model.cpu(), ctx.data, cfg.train.loss, cfg.train.seed))
         except Exception as e:  # evaluation must not lose the run
             summary["message"] += f" (evaluation failed: {type(e).__name__}: {e})"
     for k in keys:
         summary.setdefault(k, None)
-    writer.finish(summary)
+    try:
+        writer.finish(summary)
+    except StoreWriteError as e:  # no summary on disk: the status alone says why (if even that fits)
+        summary.update(status="failed", message=str(e), error=e.record())
+        try:
+            writer.set_status(status="failed", message=summary["message"], error=summary["error"])
+        except StoreWriteError:
+            pass  # nothing fits on the disk: the exit code and the dead pid still tell the caller
     return summary
 
 

@@ -1,6 +1,7 @@
 """Inspect: replay one run's snapshots and look at what its model learned."""
 import streamlit as st
 
+from aelab.runs import Unreadable
 from aelab.ui import frame, inspect, state, views
 
 frame.ensure()
@@ -8,15 +9,19 @@ st.title("Inspect a run")
 run = views.pick_run("inspect.run", state.store().list())
 if run is None:
     st.stop()
-cfg = run.config
+if damage := run.damage():
+    st.error(f"This run is damaged: {damage}. What still reads is shown.")
+try:
+    cfg = run.config
+except Unreadable:  # without its config nothing can be rebuilt; the error above says why
+    st.stop()
 st.caption(f"{cfg.name or 'custom'}: {cfg.model.kind} {','.join(map(str, cfg.model.layers))}"
            f"{' tied' if cfg.model.tied else ''}, {cfg.train.strategy}, data {cfg.data.name}, "
            f"status {run.status().get('status')}")
 st.subheader("Replay")
 inspect.replay(run)
-model = state.model_of(run)
+model = views.model_or_note(run)
 if model is None:
-    st.info("The trained weights appear here when the run ends (filters, interpolation, denoising, worst cases).")
     st.stop()
 data = state.dataset(cfg)
 image_data = data.kind == "image"

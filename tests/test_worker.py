@@ -1,4 +1,5 @@
 """The worker process and the run store it writes: what a caller polls, controls and reads back."""
+import errno
 import json
 import os
 import signal
@@ -8,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+import aelab.runs
 from aelab.config import RunConfig
 from aelab.runs import RunStore
-from aelab.worker import WorkerPool, start_run
+from aelab.worker import WorkerPool, execute, start_run
 
 
 @pytest.fixture(autouse=True)
@@ -124,16 +126,6 @@ def test_invalid_config_is_refused_before_a_process_starts(tmp_path, tiny_cfg):
     assert not list(tmp_path.iterdir())
 
 
-def test_metrics_reader_skips_a_half_written_line(tmp_path, tiny_cfg):
-    run = RunStore(tmp_path).create(tiny_cfg)
-    with open(run.dir / "metrics.jsonl", "w") as f:
-        f.write('{"kind": "epoch", "epoch": 1}\n{"kind": "ep')
-    assert len(run.metrics()) == 1
-    with open(run.dir / "metrics.jsonl", "a") as f:
-        f.write('och", "epoch": 2}\n')
-    assert [r["epoch"] for r in run.metrics()] == [1, 2]
-
-
 def test_pool_respawns_its_standby_after_the_delay(tmp_path, tiny_cfg):
     pool = WorkerPool(tmp_path, respawn_delay_s=0.5)
     try:
@@ -145,3 +137,59 @@ def test_pool_respawns_its_standby_after_the_delay(tmp_path, tiny_cfg):
         assert _wait(run)["status"] == "completed"
     finally:
         pool.shutdown()
+
+
+def _execute(run, monkeypatch):
+    """Train the run in this process (so a test can inject faults into it); returns the summary."""
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's SIGTERM handler
+    return execute(run)
+
+
+def _fill_the_disk(monkeypatch, full):
+    """Writes of the files for which `full(path)` is true fail as on a full disk, after writing a part."""
+    import aelab.fsutil
+
+    real = aelab.fsutil.atomic_write
+
+    def atomic_write(path, data, durable=False):
+        if full(str(path)):
+            def partial(tmp):
+                tmp.write_bytes(b"part")
+                raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+            data = partial
+        return real(path, data, durable)
+
+    monkeypatch.setattr(aelab.runs, "atomic_write", atomic_write)
+    monkeypatch.setattr(aelab.fsutil, "atomic_write", atomic_write)  # atomic_write_json's
+
+
+def test_disk_full_while_saving_weights_fails_the_run_and_keeps_its_epochs(tmp_path, tiny_cfg, monkeypatch):
+    run = RunStore(tmp_path).create(tiny_cfg)
+    _fill_the_disk(monkeypatch, lambda p: p.endswith("weights.safetensors"))
+    s = _execute(run, monkeypatch)
+    assert s["status"] == "failed" and s["message"].startswith("disk full while saving weights: [Errno 28]")
+    assert s["error"] == {"kind": "disk_full", "during": "saving weights", "errno": errno.ENOSPC}
+    assert run.summary() == json.loads(json.dumps(s)) and run.status()["error"] == s["error"]
+    assert not run.has_weights() and s["weights"] is False and not list(run.dir.glob(".*.tmp"))
+    assert s["epochs_completed"] == len(run.epochs()) == 2  # readable up to its last complete epoch
+    assert run.damage() is None and run.listing()["status"] == "failed"  # failed, with its reason; not damaged
+
+
+def test_disk_full_while_saving_a_snapshot_stops_the_run_at_once(tmp_path, tiny_cfg, monkeypatch):
+    run = RunStore(tmp_path).create(tiny_cfg.with_overrides({"train.strategy": "greedy"}))
+    _fill_the_disk(monkeypatch, lambda p: p.endswith(".npz") and not p.endswith(("00001.npz", "probe.npz")))
+    s = _execute(run, monkeypatch)
+    assert s["status"] == "failed" and s["message"].startswith("disk full while saving a snapshot")
+    assert s["error"]["during"] == "saving a snapshot" and not run.has_weights()
+    assert run.status()["epochs_total"] > 2  # planned: two greedy stages and fine-tuning
+    assert [r["epoch"] for r in run.epochs()] == [1, 2] and s["epochs_completed"] == 2  # stopped in epoch 2
+    assert [p.name for p in run.snapshot_files()] == ["00001.npz"] and run.damage() is None
+
+
+def test_disk_full_for_the_summary_still_leaves_a_failed_status(tmp_path, tiny_cfg, monkeypatch):
+    run = RunStore(tmp_path).create(tiny_cfg)
+    _fill_the_disk(monkeypatch, lambda p: p.endswith("summary.json"))
+    s = _execute(run, monkeypatch)
+    assert s["status"] == "failed" and s["message"].startswith("disk full while writing the summary")
+    st = run.status()  # the summary could not be written; the (smaller) status says why
+    assert run.summary() is None and st["status"] == "failed" and st["error"]["during"] == "writing the summary"

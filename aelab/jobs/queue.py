@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..runs import atomic_write_bytes
+from ..fsutil import atomic_write
 from .record import judge, read
 
 MAX_ENV = "AELAB_MAX_JOBS"  # how many queued jobs (training runs) may run at once; default: one per core
@@ -57,7 +57,7 @@ class Queue:
             f.seek(0)
             f.truncate()
             f.write(str(n))
-        atomic_write_bytes(self.root / "tickets" / f"{n:012d}", str(Path(folder).resolve()).encode())
+        atomic_write(self.root / "tickets" / f"{n:012d}", str(Path(folder).resolve()).encode())
         return n
 
     def drop(self, ticket: int) -> None:

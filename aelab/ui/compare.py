@@ -21,11 +21,11 @@ def label(run: Run) -> str:
 def table(runs: list[Run]) -> pd.DataFrame:
     rows = []
     for r in runs:
-        sm, cfg = r.summary() or {}, r.config
+        sm = r.summary() or {}
         code_dim = sm.get("code_dim") or _code_dim(r)
         try:
-            pca = state.pca_baseline_for(cfg, int(code_dim)) if code_dim else None
-        except Exception:  # a dataset that cannot be loaded here: no baseline, not a crash
+            pca = state.pca_baseline_for(r.config, int(code_dim)) if code_dim else None
+        except Exception:  # a dataset that cannot be loaded here, or a damaged config: no baseline, not a crash
             pca = None
         rows.append({"run": label(r), "status": r.status().get("status"), "params": sm.get("params"),
                      "test sq err / image": sm.get("test_sq_err_per_image"),

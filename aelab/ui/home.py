@@ -26,9 +26,10 @@ def page() -> None:
     if not runs:
         st.info("No runs yet: open a preset above and press Launch.")
         return
-    st.dataframe(views.runs_table(runs), hide_index=True, key="home_runs")
-    for r in runs[:6]:
-        line = views.status_line(r)
-        st.markdown(f"`{r.id}`: **{line['status']}**, {line['strategy']}, test sq err / image "
+    table = views.runs_table(runs)
+    st.dataframe(table, hide_index=True, key="home_runs")
+    for r, line in zip(runs[:6], table.to_dict("records")):
+        damage = f" ({line['damage']})" if isinstance(line["damage"], str) else ""
+        st.markdown(f"`{r.id}`: **{line['status']}**{damage}, {line['strategy']}, test sq err / image "
                     f"{views.fmt(line['test sq err / image'])}")
         views.run_links(r, key=f"home_{r.id}")

@@ -8,7 +8,7 @@ import torch
 from .. import viz
 from ..config import NOISE_KINDS, NoiseConfig
 from ..embed import REQUEST_FILE
-from ..runs import LIVE, Run
+from ..runs import LIVE, Run, Unreadable
 from . import state, views
 
 
@@ -32,7 +32,11 @@ def replay(run: Run) -> None:
     names = _frame_names(run, len(files))
     i = st.select_slider("replay: snapshot", list(range(len(files))), key=key, format_func=names.__getitem__,
                          help="every epoch's reconstructions and codes were saved: replay the run without training")
-    snap, xy, method = views.frame_at(run, i)
+    try:
+        snap, xy, method = views.frame_at(run, i)
+    except Unreadable as e:  # one damaged snapshot: say so, the other frames and the model still show
+        st.error(f"This snapshot cannot be read: {e}")
+        return
     views.snapshot_view(run, snap, xy, method, key="replay", umap_note=views.umap_note(method))
 
 

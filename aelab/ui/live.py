@@ -127,11 +127,13 @@ def _draw(run: Run, was_live: bool, early: bool) -> None:
         st.rerun()  # the run ended (or its first epoch is in): redraw the page once, with a slower timer
     st.markdown(f"#### Run `{run.id}`")
     progress(run, status, epochs)
-    controls(run, status, run.config.train.strategy == "greedy")
+    controls(run, status, run.config_dict().get("train", {}).get("strategy") == "greedy")
     if status.get("status") == "failed" or status.get("status") == "diverged":
         st.error(status.get("message") or "the run failed")
     elif status.get("status") == "interrupted":
         st.warning(f"{status.get('message') or 'interrupted'}. **Re-run** trains it again with the same config.")
+    if damage := run.damage():
+        st.error(f"This run is damaged: {damage}")
     st.plotly_chart(viz.loss_figure(metrics, "epoch", _n_train(status)), key="live_loss")
     lay = state.frame_layouts(run)
     snap = run.latest_snapshot()

@@ -20,7 +20,8 @@ def _budget_name(b: int) -> str:
 
 def trained_runs() -> list[Run]:
     return [r for r in state.store().list()
-            if r.has_weights() and (r.summary() or {}).get("status") in ("completed", "stopped")]
+            if r.has_weights() and (r.summary() or {}).get("status") in ("completed", "stopped")
+            and r.damage() is None]  # a damaged run's encoder cannot be trusted (or even rebuilt)
 
 
 def settings(runs: list[Run]) -> PayoffConfig | None:

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from .. import viz
-from ..runs import LIVE, Run
+from ..runs import DAMAGED, LIVE, Run, Unreadable
 from . import state
 
 TRAIN_PAGE, COMPARE_PAGE, INSPECT_PAGE = "pages/1_Train.py", "pages/2_Compare.py", "pages/3_Inspect.py"
@@ -21,7 +21,8 @@ def recon_image(run: Run, snap: dict, probe: dict | None, n: int = 8):
     if probe is None:
         return None, ""
     grid, rows = viz.recon_rows(probe["images"], snap["recon"], probe.get("noisy"), n=n)
-    depth = f" through stages 1..{int(snap['level'])}" if run.config.train.strategy == "greedy" else ""
+    greedy = run.config_dict().get("train", {}).get("strategy") == "greedy"
+    depth = f" through stages 1..{int(snap['level'])}" if greedy else ""
     return grid, f"rows: {' / '.join(rows)}{depth} ({snapshot_title(snap)})"
 
 
@@ -65,15 +66,14 @@ def umap_note(method: str) -> str:
     return "PCA (UMAP is off for this server: AELAB_UMAP=0)."
 
 
+_COLUMNS = {"test_sq_err_per_image": "test sq err / image", "linear_probe_accuracy": "probe acc",
+            "wall_seconds": "wall s", "train_samples_per_second": "samples/s"}
+
+
 def status_line(run: Run) -> dict:
-    """One row about a run: status, strategy and its key metrics."""
-    st_, sm, cfg = run.status(), run.summary() or {}, run.config_dict()
-    return {"run": run.id, "name": cfg.get("name", ""), "status": st_.get("status", "?"),
-            "strategy": cfg.get("train", {}).get("strategy"), "data": cfg.get("data", {}).get("name"),
-            "layers": ",".join(map(str, cfg.get("model", {}).get("layers", []))),
-            "params": sm.get("params") or st_.get("params"),
-            "test sq err / image": sm.get("test_sq_err_per_image"), "probe acc": sm.get("linear_probe_accuracy"),
-            "wall s": sm.get("wall_seconds"), "samples/s": sm.get("train_samples_per_second")}
+    """One row about a run: status, strategy and its key metrics; a damaged run says why in `damage`."""
+    row = run.listing()
+    return {_COLUMNS.get(k, k): v for k, v in row.items()}
 
 
 def runs_table(runs: list[Run]) -> pd.DataFrame:
@@ -109,7 +109,29 @@ def pick_run(key: str, runs: list[Run], finished_only: bool = False) -> Run | No
 def _short(run: Run | None) -> str:
     if run is None:
         return "?"
-    return f"{run.status().get('status')}, {run.config_dict().get('train', {}).get('strategy')}"
+    status = DAMAGED if run.damage() else run.status().get("status")
+    return f"{status}, {run.config_dict().get('train', {}).get('strategy')}"
+
+
+def model_or_note(run: Run):
+    """The run's trained model, or None after saying (info or error) why there is none."""
+    if run.has_weights():
+        try:
+            return state.model_of(run)
+        except Unreadable as e:
+            st.error(f"The saved model cannot be loaded: {e}")
+            return None
+    s = run.status()
+    why = {"interrupted": "it was interrupted before saving them (its worker ended: killed or crashed)",
+           "failed": "it failed", "diverged": "it diverged", "stopped": "it was stopped before its first step",
+           DAMAGED: "its status is unreadable"}.get(s.get("status"))
+    if why is None:  # queued, running or paused
+        st.info("The trained weights appear here when the run ends (filters, interpolation, denoising, worst cases).")
+    else:
+        msg = f" ({s['message']})" if s.get("message") and s["status"] in ("failed", "diverged") else ""
+        st.info(f"This run has no trained weights: {why}{msg}. Its curves and snapshots up to its last "
+                "complete epoch are above; launch it again from Train for a model to inspect.")
+    return None
 
 
 def frame_at(run: Run, i: int):
@@ -122,4 +144,4 @@ def frame_at(run: Run, i: int):
 
 
 def fmt(v, spec: str = ".3g") -> str:
-    return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
+    return format(v, spec) if isinstance(v, (int, float)) and np.isfinite(v) else "n/a"
