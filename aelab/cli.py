@@ -139,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--runs", required=True, help="RUN_DIR[,RUN_DIR...] of trained autoencoders")
     q.add_argument("--budgets", help="labels per budget, comma list; 'all' = the whole train split")
     q.add_argument("--repeats", type=int, default=3)
-    q.add_argument("--max-steps", "--steps", dest="max_steps", type=int, default=3000,
+    q.add_argument("--max-steps", "--steps", dest="max_steps", type=int, default=6000,
                    help="step budget of the networks: at most max_steps/30 epochs of the labelled set, between "
                         "max_steps/10 and max_steps steps, less when the training loss plateaus (--steps: old name)")
-    q.add_argument("--patience", type=int, default=10,
-                   help="plateau checks (one epoch each) without a 1 %% fall of the training loss before stopping")
+    q.add_argument("--patience", type=int, default=5,
+                   help="plateau checks (one epoch each) without a 1 %% fall of the training loss before the lr drops or training stops")
     q.add_argument("--lsuv", action="store_true", help="also run scratch + BN with LSUV init")
     q.set_defaults(fn=cmd_payoff)
     args = ap.parse_args(argv)
