@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="step budget of the networks: at most max_steps/30 epochs of the labelled set, between "
                         "max_steps/10 and max_steps steps, less when the training loss plateaus (--steps: old name)")
     q.add_argument("--patience", type=int, default=5,
-                   help="plateau checks (one epoch each) without a 1 %% fall of the training loss before the lr drops or training stops")
+                   help="plateau checks (one epoch each) without a 1 %% fall of the training loss before the "
+                        "learning rate drops or training stops")
     q.add_argument("--lsuv", action="store_true", help="also run scratch + BN with LSUV init")
     q.set_defaults(fn=cmd_payoff)
     args = ap.parse_args(argv)

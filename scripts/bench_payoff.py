@@ -71,7 +71,8 @@ def main() -> int:
     print_sensitivity(rows)
     worst = max(rows, key=lambda r: abs(r["diff"]))
     print(f"\nlargest move: {worst['series']} at {worst['budget']} labels, {100 * worst['diff']:+.1f} points "
-          f"(tolerance ±{100 * TOLERANCE:.0f}); methods: {', '.join(LABELS[m] for m in sorted({r['method'] for r in one['table']}))}")
+          f"(tolerance ±{100 * TOLERANCE:.0f}); methods: "
+          + ", ".join(LABELS[m] for m in sorted({r["method"] for r in one["table"]})))
     return int(abs(worst["diff"]) > TOLERANCE)
 
 

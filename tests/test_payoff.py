@@ -11,7 +11,8 @@ from aelab.config import RunConfig
 from aelab.data import _split, load_data
 from aelab.payoff import job
 from aelab.payoff.classifiers import TrainingRule, fit_network
-from aelab.payoff.grid import Features, PayoffConfig, one_thread, balanced_indices, build_classifier, run_cell, run_payoff
+from aelab.payoff.grid import (Features, PayoffConfig, balanced_indices, build_classifier, one_thread, run_cell,
+                               run_payoff)
 from aelab.payoff.stats import NO_DIFFERENCE, paired_differences, reading
 from aelab.runs import RunStore, atomic_write_json
 from aelab.worker import execute

@@ -69,8 +69,8 @@ class Classifier(nn.Module):
     def __init__(self, ae: AE, n_classes: int, bn: bool = False):
         super().__init__()
         self.ae = ae
-        norm = lambda enc: nn.BatchNorm2d(enc.width) if isinstance(enc, EncConv) else nn.BatchNorm1d(enc.width)  # noqa: E731
-        self.norms = nn.ModuleList([norm(enc) for enc in ae.encoders] if bn else [])
+        norms = [(nn.BatchNorm2d if isinstance(enc, EncConv) else nn.BatchNorm1d)(enc.width) for enc in ae.encoders]
+        self.norms = nn.ModuleList(norms if bn else [])
         self.head = nn.Linear(ae.code_dim(), n_classes)
 
     def features(self, x):  # (B, *input_shape) -> (B, code_dim)

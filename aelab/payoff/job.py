@@ -58,10 +58,14 @@ def start_payoff(cfg: PayoffConfig, runs_dir: str | os.PathLike = "runs") -> tup
     return out, proc
 
 
+def load_config(out: Path) -> PayoffConfig:
+    """The PayoffConfig a job folder was started with (JSON lists back to tuples)."""
+    return PayoffConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in read_json(out / "config.json").items()})
+
+
 def _job_main(out_dir: str) -> int:
     out = Path(out_dir)
-    cfg = PayoffConfig(**{k: tuple(v) if isinstance(v, list) else v
-                          for k, v in read_json(out / "config.json").items()})
+    cfg = load_config(out)
 
     def progress(done, total, msg):
         atomic_write_json(out / "progress.json", {"done": done, "total": total, "message": msg,

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from ..payoff import DEFAULT_BUDGETS, PayoffConfig, TrainingRule, job_status, payoff_dir, start_payoff
+from ..payoff.job import load_config
 from ..payoff.stats import reading
 from ..payoff_plot import payoff_figure, payoff_png
 from ..runs import Run, read_json
@@ -78,8 +79,7 @@ def job_dir() -> Path | None:
 def _rerun(d: Path, why: str) -> None:
     st.warning(why)
     if st.button("Re-run", key="payoff.rerun"):
-        cfg = PayoffConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in read_json(d / "config.json").items()})
-        start_payoff(cfg, d.parent.parent)
+        start_payoff(load_config(d), d.parent.parent)
         st.rerun()
 
 
