@@ -121,7 +121,8 @@ def cmd_payoff(args) -> int:
 
     budgets = tuple(int(b) if b != "all" else 0 for b in args.budgets.split(",")) if args.budgets else None
     runs = [r for r in args.runs.split(",") if r]
-    cfg = PayoffConfig.make(runs=runs, budgets=budgets, repeats=args.repeats, steps=args.steps, lsuv=args.lsuv)
+    cfg = PayoffConfig.make(runs=runs, budgets=budgets, repeats=args.repeats, max_steps=args.max_steps,
+                            patience=args.patience, lsuv=args.lsuv)
     return run_payoff_cli(cfg, Path(runs[0]).parent)  # results live in the runs' own store
 
 
@@ -146,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--runs", required=True, help="RUN_DIR[,RUN_DIR...] of trained autoencoders")
     q.add_argument("--budgets", help="labels per budget, comma list; 'all' = the whole train split")
     q.add_argument("--repeats", type=int, default=3)
-    q.add_argument("--steps", type=int, default=300, help="optimiser steps per classifier (same for all)")
+    q.add_argument("--max-steps", "--steps", dest="max_steps", type=int, default=6000,
+                   help="step budget of the networks: at most max_steps/30 epochs of the labelled set, between "
+                        "max_steps/10 and max_steps steps, less when the training loss plateaus (--steps: old name)")
+    q.add_argument("--patience", type=int, default=5,
+                   help="plateau checks (one epoch each) without a 1 %% fall of the training loss before the "
+                        "learning rate drops or training stops")
     q.add_argument("--lsuv", action="store_true", help="also run scratch + BN with LSUV init")
     q.set_defaults(fn=cmd_payoff)
     args = ap.parse_args(argv)

@@ -18,6 +18,9 @@ _ACT = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Id
 
 
 class Dense(nn.Module):
+    """Linear layer then activation. `pre`/`post` split it there, so a classifier built from these blocks
+    can put BatchNorm between the layer and its activation (forward = post(pre(h)))."""
+
     def __init__(self, n_in: int, n_out: int, act: str):
         super().__init__()
         self.linear, self.act, self.act_name = nn.Linear(n_in, n_out), _ACT[act](), act
@@ -26,8 +29,19 @@ class Dense(nn.Module):
     def weight(self) -> nn.Parameter:
         return self.linear.weight
 
+    @property
+    def width(self) -> int:
+        """Features of the pre-activation (what a BatchNorm1d between pre and post normalises)."""
+        return self.linear.out_features
+
+    def pre(self, h):  # (B, n_in) -> (B, n_out), before the activation
+        return self.linear(h)
+
+    def post(self, a):
+        return self.act(a)
+
     def forward(self, h):  # (B, n_in) -> (B, n_out)
-        return self.act(self.linear(h))
+        return self.post(self.pre(h))
 
 
 class TiedDense(nn.Module):
@@ -47,6 +61,8 @@ class TiedDense(nn.Module):
 
 
 class EncConv(nn.Module):
+    """3x3 conv, activation, 2x2 max-pool; `pre` is the conv, `post` the rest (forward = post(pre(h)))."""
+
     def __init__(self, c_in: int, c_out: int, act: str):
         super().__init__()
         self.conv, self.act, self.act_name = nn.Conv2d(c_in, c_out, 3, padding=1), _ACT[act](), act
@@ -55,8 +71,19 @@ class EncConv(nn.Module):
     def weight(self) -> nn.Parameter:
         return self.conv.weight
 
-    def forward(self, h):  # (B, c_in, H, W) -> (B, c_out, H/2, W/2)
-        return F.max_pool2d(self.act(self.conv(h)), 2)
+    @property
+    def width(self) -> int:
+        """Channels of the pre-activation (what a BatchNorm2d between pre and post normalises)."""
+        return self.conv.out_channels
+
+    def pre(self, h):  # (B, c_in, H, W) -> (B, c_out, H, W), before the activation
+        return self.conv(h)
+
+    def post(self, a):  # (B, c_out, H, W) -> (B, c_out, H/2, W/2)
+        return F.max_pool2d(self.act(a), 2)
+
+    def forward(self, h):
+        return self.post(self.pre(h))
 
 
 class DecConv(nn.Module):

@@ -34,7 +34,7 @@ def payoff_figure(table: list[dict], title: str = "accuracy vs number of labels"
                                  error_y=dict(type="data", array=sd, visible=False),
                                  hovertemplate="%{x} labels: %{y:.1f}%<extra>" + name + "</extra>"))
     fig.update_layout(title=title, height=height, xaxis_title="labelled training examples (log scale)",
-                      yaxis_title="validation accuracy (%)", legend=dict(font=dict(size=13)),
+                      yaxis_title="test accuracy (%)", legend=dict(font=dict(size=13)),
                       margin=dict(l=60, r=20, t=60, b=40), font=dict(size=15))
     fig.update_xaxes(type="log")
     return fig
@@ -56,7 +56,7 @@ def payoff_png(table: list[dict], title: str = "accuracy vs number of labels") -
         ax.fill_between(x, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)], color=color, alpha=0.15)
     ax.set_xscale("log")
     ax.set_xlabel("labelled training examples (log scale)")
-    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

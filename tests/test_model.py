@@ -70,3 +70,21 @@ def test_activations_linear_code_and_sigmoid_output():
     assert float(out.min()) >= 0 and float(out.max()) <= 1  # BCE -> sigmoid output
     assert ae.encoders[1].act_name == "linear" and ae.encoders[0].act_name == "relu"
     assert first_layer_filters(ae).shape == (16, 1, 8, 8)
+
+
+def test_encoder_blocks_split_into_pre_activation_and_post():
+    """pre(h) is the bare layer (checked against F.linear / F.conv2d), post(pre(h)) is the block's forward."""
+    import torch.nn.functional as F
+
+    dense = _dense(False, "20,5")
+    conv = build_model(RunConfig().with_overrides({"model.kind": "conv", "model.layers": "4,6"}), (1, 8, 8))
+    x = torch.rand(3, 1, 8, 8)
+    h = dense.prepare(torch.rand(3, 1, 28, 28))
+    enc = dense.encoders[0]
+    assert torch.allclose(enc.pre(h), F.linear(h, enc.linear.weight, enc.linear.bias))
+    assert enc.width == 20 and torch.equal(enc.post(enc.pre(h)), enc(h))
+    c = conv.encoders[0]
+    a = c.pre(conv.prepare(x))
+    assert torch.allclose(a, F.conv2d(conv.prepare(x), c.conv.weight, c.conv.bias, padding=1))
+    assert c.width == 4 and a.shape == (3, 4, 8, 8) and c.post(a).shape == (3, 4, 4, 4)
+    assert torch.equal(c.post(a), c(conv.prepare(x)))

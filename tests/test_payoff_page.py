@@ -1,6 +1,7 @@
 """The Payoff page through AppTest: pick a trained run, launch the grid in its worker, read the result."""
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,9 @@ def _page() -> AppTest:
 def test_payoff_page_runs_the_grid_and_shows_plot_table_and_reading(runs_dir):
     at = _page()
     assert at.title[0].value == "Does pretraining pay off?"
-    at.multiselect(key="payoff.budgets").set_value([8, 0])
+    at.multiselect(key="payoff.budgets").set_value([10, 0])
     at.number_input(key="payoff.repeats").set_value(1)
-    at.number_input(key="payoff.steps").set_value(50).run()
+    at.number_input(key="payoff.max_steps").set_value(300).run()
     at.button(key="payoff.launch").click().run()
     assert not at.exception, at.exception
     t = time.time()
@@ -50,8 +51,40 @@ def test_payoff_page_runs_the_grid_and_shows_plot_table_and_reading(runs_dir):
     assert {"scratch", "scratch + BN + Kaiming", "PCA + logistic"} <= names
     assert any(n.startswith("pretrained, fine-tuned") for n in names)
     assert spec["layout"]["xaxis"]["type"] == "log"
-    assert "labels" in at.success[0].value  # the plain-language reading
+    assert "labels" in at.success[0].value and "best scratch baseline" in at.success[0].value  # the reading
+    frames = [f.value for f in at.dataframe]
+    assert any("95 % low" in f.columns for f in frames)  # the paired-difference table
+    assert "test accuracy" in spec["layout"]["yaxis"]["title"]["text"]
     assert len(list((runs_dir / "payoff").glob("*/results.csv"))) == 1
+
+
+def test_a_killed_job_shows_interrupted_with_a_rerun_button(runs_dir):
+    import subprocess
+    import sys
+
+    from aelab.payoff import PayoffConfig, job_status, payoff_dir
+    from aelab.runs import atomic_write_json
+
+    run = next(r for r in RunStore(runs_dir).list() if r.has_weights())
+    cfg = PayoffConfig.make([str(run.dir)], budgets=(10,), repeats=1, max_steps=300)
+    out = payoff_dir(cfg, runs_dir)
+    out.mkdir(parents=True)
+    atomic_write_json(out / "config.json", asdict(cfg))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    atomic_write_json(out / "progress.json", {"status": "running", "done": 1, "total": 6, "pid": dead.pid})
+    at = _page()
+    at.multiselect(key="payoff.budgets").set_value([10])
+    at.number_input(key="payoff.repeats").set_value(1)
+    at.number_input(key="payoff.max_steps").set_value(300).run()
+    assert not at.exception, at.exception
+    assert at.warning and "interrupted" in at.warning[0].value
+    at.button(key="payoff.rerun").click().run()
+    assert not at.exception, at.exception
+    t = time.time()
+    while job_status(out)["status"] != "completed" and time.time() - t < 120:
+        time.sleep(0.5)
+    assert job_status(out)["status"] == "completed"  # the re-run finished the grid
 
 
 def test_invalid_settings_are_explained_before_launch(runs_dir):

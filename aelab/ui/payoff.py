@@ -6,7 +6,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ..payoff import DEFAULT_BUDGETS, PayoffConfig, payoff_dir, reading, start_payoff
+from ..payoff import DEFAULT_BUDGETS, PayoffConfig, TrainingRule, job_status, payoff_dir, start_payoff
+from ..payoff.job import load_config
+from ..payoff.stats import reading
 from ..payoff_plot import payoff_figure, payoff_png
 from ..runs import Run, read_json
 from . import state
@@ -24,6 +26,13 @@ def trained_runs() -> list[Run]:
             and r.damage() is None]  # a damaged run's encoder cannot be trusted (or even rebuilt)
 
 
+def rule_note() -> None:
+    with st.expander("the training rule (every method at its own optimum; scored on the test split)"):
+        st.markdown(TrainingRule().describe() + " Accuracy is measured on the **test** split; the best scratch "
+                    "baseline for the paired difference is picked on validation accuracy. Doubling the step budget "
+                    "and patience moves no method's mean accuracy by more than 1 point (`scripts/bench_payoff.py`).")
+
+
 def settings(runs: list[Run]) -> PayoffConfig | None:
     """The experiment's settings from the widgets; None (with the reason shown) when they are invalid."""
     by_id = {r.id: r for r in runs}
@@ -35,13 +44,15 @@ def settings(runs: list[Run]) -> PayoffConfig | None:
     budgets = c1.multiselect("label budgets", BUDGET_CHOICES, default=list(DEFAULT_BUDGETS), key="payoff.budgets",
                              format_func=_budget_name, help="labelled examples drawn class-balanced from the train split")
     repeats = c2.number_input("repeats (seeds)", 1, 10, 3, key="payoff.repeats",
-                              help="each cell is trained this many times on different label draws; bands = ±1 sd")
-    steps = c3.number_input("optimiser steps", 50, 5000, 300, step=50, key="payoff.steps",
-                            help="the same optimiser budget for every method")
+                              help="paired repeats: every method sees the same label draw and seed in a repeat; "
+                                   "bands = ±1 sd, intervals = 95 % t over repeats")
+    max_steps = c3.number_input("max steps", 100, 30_000, TrainingRule.max_steps, step=300, key="payoff.max_steps",
+                                help="step budget of the networks (scaled to the labelled set; they stop earlier "
+                                     "on a training-loss plateau)")
     lsuv = c4.checkbox("add LSUV init", key="payoff.lsuv", help="also train scratch + BN with LSUV initialisation")
     try:
         return PayoffConfig.make([str(by_id[i].dir) for i in picked], budgets=tuple(sorted(budgets, key=lambda b: b or 1e9)),
-                                 repeats=int(repeats), steps=int(steps), lsuv=lsuv)
+                                 repeats=int(repeats), max_steps=int(max_steps), lsuv=lsuv)
     except ValueError as e:
         st.error(str(e))
         return None
@@ -49,8 +60,8 @@ def settings(runs: list[Run]) -> PayoffConfig | None:
 
 def launch(cfg: PayoffConfig) -> None:
     out = payoff_dir(cfg, state.runs_dir())
-    if (out / "results.json").exists() or read_json(out / "progress.json", {}).get("status") == "running":
-        st.session_state["payoff.job"] = out.name  # cached, or already running: never start it twice
+    if job_status(out)["status"] != "none":
+        st.session_state["payoff.job"] = out.name  # cached, running or interrupted: show it, never start twice
         return
     if st.button("Run the experiment", type="primary", key="payoff.launch"):
         out, _ = start_payoff(cfg, state.runs_dir())
@@ -66,36 +77,53 @@ def job_dir() -> Path | None:
     return d if d.exists() else None
 
 
+def _rerun(d: Path, why: str) -> None:
+    st.warning(why)
+    if st.button("Re-run", key="payoff.rerun"):
+        start_payoff(load_config(d), d.parent.parent)
+        st.rerun()
+
+
 @st.fragment(run_every=1.0)
 def progress(d: Path) -> None:
-    p = read_json(d / "progress.json", {})
-    if (d / "results.json").exists():
+    p = job_status(d)
+    if p["status"] == "completed":
         if not st.session_state.get(f"payoff.shown.{d.name}"):
             st.session_state[f"payoff.shown.{d.name}"] = True
             st.rerun()
         return
-    if p.get("status") == "failed":
-        st.error(f"the experiment failed: {p.get('message')}")
+    if p["status"] in ("failed", "interrupted"):
+        _rerun(d, f"the experiment {p['status']}: {p.get('message')}")
         return
     done, total = p.get("done", 0), p.get("total") or 0
     st.progress(done / total if total else 0.0, text=f"{done}/{total or '?'} cells · {p.get('message', '')}")
+
+
+def _paired_table(paired: list[dict]) -> pd.DataFrame:
+    pt = lambda v: None if v is None else round(100 * v, 1)  # noqa: E731
+    return pd.DataFrame([{"pretrained series": p["series"], "labels": p["budget"], "best scratch (by validation)":
+                          p["baseline"], "difference (points)": pt(p["diff_mean"]), "95 % low": pt(p["ci_low"]),
+                          "95 % high": pt(p["ci_high"]), "reading": p["verdict"]} for p in paired])
 
 
 def results(d: Path) -> None:
     res = read_json(d / "results.json")
     if res is None:
         return
-    st.success(reading(res["table"]))  # recomputed: cached results keep up with the wording
-    st.plotly_chart(payoff_figure(res["table"], f"accuracy vs labels · {res['dataset']}"), key="payoff.fig")
+    st.success(reading(res["paired"]))  # recomputed: cached results keep up with the wording
+    title = f"test accuracy vs labels · {res['dataset']}"
+    st.plotly_chart(payoff_figure(res["table"], title), key="payoff.fig")
     df = pd.DataFrame(res["table"])
     df["accuracy (%)"] = (100 * df.accuracy_mean).round(1).astype(str) + " ± " + (100 * df.accuracy_sd).round(1).astype(str)
-    wide = df.pivot(index="series", columns="budget", values="accuracy (%)")
-    st.dataframe(wide, key="payoff.table")
-    cost = df.pivot(index="series", columns="budget", values="seconds_mean").round(2)
-    with st.expander("training cost per cell (seconds)"):
-        st.dataframe(cost)
+    st.caption("test accuracy, mean ± sd over repeats (columns = labelled examples)")
+    st.dataframe(df.pivot(index="series", columns="budget", values="accuracy (%)"), key="payoff.table")
+    st.caption("paired difference pretrained − best scratch baseline (same label draws and seeds), 95 % t-interval")
+    st.dataframe(_paired_table(res["paired"]), key="payoff.paired", hide_index=True)
+    with st.expander("training cost per cell: optimiser steps (or L-BFGS iterations) and seconds"):
+        st.dataframe(df.pivot(index="series", columns="budget", values="steps_mean").round(0))
+        st.dataframe(df.pivot(index="series", columns="budget", values="seconds_mean").round(2))
     c1, c2 = st.columns(2)
     c1.download_button("Export table (CSV)", (d / "results.csv").read_bytes(), "payoff.csv", "text/csv",
                        key="payoff.csv")
-    c2.download_button("Export figure (PNG)", payoff_png(res["table"], f"accuracy vs labels · {res['dataset']}"),
-                       "payoff.png", "image/png", key="payoff.png")
+    c2.download_button("Export figure (PNG)", payoff_png(res["table"], title), "payoff.png", "image/png",
+                       key="payoff.png")
