@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from scipy import stats as sps
 
 from aelab.config import RunConfig
 from aelab.data import _split, load_data
+from aelab.jobs import record
 from aelab.payoff import job
 from aelab.payoff.classifiers import TrainingRule, fit_network
 from aelab.payoff.grid import (Features, PayoffConfig, balanced_indices, build_classifier, one_thread, run_cell,
@@ -208,10 +210,14 @@ def test_a_killed_job_reads_interrupted_not_running(ae_run, tmp_path):
     out.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    atomic_write_json(out / "progress.json", {"status": "running", "done": 3, "total": 9, "pid": dead.pid})
-    assert job.job_status(out)["status"] == "interrupted"
-    atomic_write_json(out / "progress.json", {"status": "running", "done": 3, "total": 9, "pid": dead.pid * 0 + 1})
-    assert job.job_status(out)["status"] == "running"  # pid 1 is alive
+    atomic_write_json(out / "progress.json", {"done": 3, "total": 9, "message": "scratch at 8 labels"})
+    # the job system's record, as a job process writes it: running, with a pid and a fresh heartbeat
+    record.write(out, record.new_record(out, "payoff", pid=dead.pid, state="running", heartbeat=time.time()))
+    assert job.job_status(out)["status"] == "interrupted"  # its process is gone
+    record.write(out, record.new_record(out, "payoff", pid=1, state="running", heartbeat=time.time()))
+    assert job.job_status(out) == {"done": 3, "total": 9, "message": "scratch at 8 labels", "status": "running"}
+    record.write(out, record.new_record(out, "payoff", pid=1, state="running", heartbeat=time.time() - 60))
+    assert job.job_status(out)["status"] == "interrupted"  # alive but silent for 60 s: stale
 
 
 def test_bad_payoff_settings_are_refused(ae_run, tmp_path):

@@ -62,6 +62,7 @@ def test_a_killed_job_shows_interrupted_with_a_rerun_button(runs_dir):
     import subprocess
     import sys
 
+    from aelab.jobs import record
     from aelab.payoff import PayoffConfig, job_status, payoff_dir
     from aelab.runs import atomic_write_json
 
@@ -72,7 +73,8 @@ def test_a_killed_job_shows_interrupted_with_a_rerun_button(runs_dir):
     atomic_write_json(out / "config.json", asdict(cfg))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    atomic_write_json(out / "progress.json", {"status": "running", "done": 1, "total": 6, "pid": dead.pid})
+    atomic_write_json(out / "progress.json", {"done": 1, "total": 6, "message": "scratch at 10 labels"})
+    record.write(out, record.new_record(out, "payoff", pid=dead.pid, state="running", heartbeat=time.time()))
     at = _page()
     at.multiselect(key="payoff.budgets").set_value([10])
     at.number_input(key="payoff.repeats").set_value(1)

@@ -21,7 +21,8 @@ import torch
 
 from ..data import Data, load_data
 from ..model import build_model
-from ..runs import Run, atomic_write_bytes, atomic_write_json
+from ..fsutil import atomic_write
+from ..runs import Run, atomic_write_json
 from . import stats
 from .classifiers import (Classifier, TrainingRule, accuracy, encoder_codes, fit_logistic, fit_network,
                           kaiming_init, lsuv_init, pca_codes, standardise)
@@ -214,6 +215,6 @@ def write_results(out_dir: Path, result: dict) -> None:
     import pandas as pd
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out_dir / "results.csv", pd.DataFrame(result["table"]).to_csv(index=False).encode())
-    atomic_write_bytes(out_dir / "paired.csv", pd.DataFrame(result["paired"]).to_csv(index=False).encode())
+    atomic_write(out_dir / "results.csv", pd.DataFrame(result["table"]).to_csv(index=False).encode())
+    atomic_write(out_dir / "paired.csv", pd.DataFrame(result["paired"]).to_csv(index=False).encode())
     atomic_write_json(out_dir / "results.json", result)

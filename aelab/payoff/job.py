@@ -1,12 +1,10 @@
-"""Launch a payoff grid in its own process and tell whether it is still alive.
+"""Launch a payoff grid as a job of the lab's job system and tell how it stands.
 
     runs/payoff/<key>/config.json     the PayoffConfig (the job's only input)
-                      progress.json   done / total / message / status / pid, rewritten by the job
+                      job.json        the job record: state, pid, heartbeat (aelab.jobs: one liveness rule)
+                      progress.json   done / total / message, rewritten by the job
                       results.json, results.csv, paired.csv   at the end
                       worker.log      the job's stdout and stderr
-
-Small on purpose: payoff jobs will move onto the lab's generic job system; until then a job whose recorded pid
-is gone reads as "interrupted" instead of "running" forever.
 """
 from __future__ import annotations
 
@@ -16,7 +14,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from ..runs import atomic_write_json, pid_alive, read_json
+from .. import jobs
+from ..runs import atomic_write_json, read_json
 from .grid import PayoffConfig, run_payoff
 
 
@@ -29,32 +28,34 @@ def cached(cfg: PayoffConfig, runs_dir) -> dict | None:
 
 
 def job_status(out: Path) -> dict:
-    """progress.json with `status` made honest: "completed" once results exist, "interrupted" when the job
-    says "running" but its process is gone (killed, machine restarted), "none" when never started."""
+    """progress.json with `status` from the job record: "completed" once results exist, else the job
+    system's state (a killed or silent job reads "interrupted", never "running" forever), "none" when
+    never started."""
     if (out / "results.json").exists():
         return {"status": "completed", "message": "done"}
-    p = read_json(out / "progress.json")
-    if p is None:
+    state = jobs.state(out)
+    if state is None:
         return {"status": "none"}
-    if p.get("status") == "running" and not pid_alive(p.get("pid")):
-        return {**p, "status": "interrupted", "message": f"the job's process (pid {p.get('pid')}) is gone"}
-    return p
+    p = read_json(out / "progress.json", {})
+    rec = jobs.read(out) or {}
+    if state == "interrupted":
+        return {**p, "status": "interrupted", "message": f"the job's process (pid {rec.get('pid')}) is gone or silent"}
+    if state == "failed":
+        return {**p, "status": "failed", "message": rec.get("error") or "failed"}
+    return {**p, "status": "running" if state in ("queued", "running") else state}
 
 
 def start_payoff(cfg: PayoffConfig, runs_dir: str | os.PathLike = "runs") -> tuple[Path, subprocess.Popen | None]:
-    """Start the grid in a worker process; return (its folder, the process), or (folder, None) when the
-    result is cached or the same grid is already running (never twice)."""
+    """Start the grid as a job; return (its folder, the process), or (folder, None) when the result is
+    cached or the same grid is already running (never twice)."""
     out = payoff_dir(cfg, runs_dir)
     if job_status(out)["status"] in ("completed", "running"):
         return out, None
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", asdict(cfg))
-    with open(out / "worker.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "aelab.payoff.job", str(out)], stdout=log,
-                                stderr=subprocess.STDOUT)
-    # The child writes progress only after importing torch and loading data, so this record comes first.
-    atomic_write_json(out / "progress.json", {"done": 0, "total": None, "message": "starting", "status": "running",
-                                              "pid": proc.pid})
+    atomic_write_json(out / "progress.json", {"done": 0, "total": None, "message": "starting"})
+    jobs.prepare(out, "payoff")  # the record exists (and is judged) before the process does
+    proc = jobs.spawn("aelab.payoff.job", str(out), log=out / "worker.log")
     return out, proc
 
 
@@ -68,14 +69,13 @@ def _job_main(out_dir: str) -> int:
     cfg = load_config(out)
 
     def progress(done, total, msg):
-        atomic_write_json(out / "progress.json", {"done": done, "total": total, "message": msg,
-                                                  "status": "running", "pid": os.getpid()})
+        atomic_write_json(out / "progress.json", {"done": done, "total": total, "message": msg})
     try:
-        run_payoff(cfg, out, progress)
+        with jobs.Job(out, "payoff"):  # running + heartbeat; completed, or failed with the error, on exit
+            run_payoff(cfg, out, progress)
     except Exception as e:
-        atomic_write_json(out / "progress.json", {"status": "failed", "message": f"{type(e).__name__}: {e}"})
+        atomic_write_json(out / "progress.json", {"message": f"{type(e).__name__}: {e}"})
         return 1
-    atomic_write_json(out / "progress.json", {"status": "completed", "message": "done"})
     return 0
 
 
