@@ -64,7 +64,8 @@ def cmd_train(args) -> int:
     summary = run.summary() or run.status()
     status = summary.get("status", "failed")
     line = f"status={status}"
-    for key in ("val_sq_err_per_image", "val_loss", "linear_probe_accuracy", "params", "wall_seconds"):
+    for key in ("val_full_sq_err", "test_full_sq_err", "val_full_loss", "linear_probe_accuracy", "params",
+                "gflop", "seconds"):
         if summary.get(key) is not None:
             v = summary[key]
             line += f" {key}={v:.4g}" if isinstance(v, float) else f" {key}={v}"
@@ -83,7 +84,9 @@ def _update_bar(bar, run) -> None:
     if epochs:
         last = epochs[-1]
         bar.n = last["epoch"]
-        bar.set_postfix_str(f"{last['stage_name']} val_sq_err={last['val_sq_err']:.2f}", refresh=False)
+        err = last.get("val_full_sq_err")
+        bar.set_postfix_str(f"{last['stage_name']} val_full_sq_err={'-' if err is None else f'{err:.2f}'}",
+                            refresh=False)
         bar.refresh()
 
 
@@ -93,9 +96,9 @@ def cmd_runs(args) -> int:
     for run in RunStore(args.runs_dir).list():
         s = run.summary() or {}
         st = s.get("status") or run.status().get("status")
-        err = s.get("val_sq_err_per_image")
+        err = s.get("val_full_sq_err")
         print(f"{run.id}  {st:<11} {s.get('strategy') or '':<10} "
-              f"val_sq_err={'-' if err is None else f'{err:.2f}'}  {run.dir}")
+              f"val_full_sq_err={'-' if err is None else f'{err:.2f}'}  {run.dir}")
     return 0
 
 

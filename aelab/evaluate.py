@@ -62,14 +62,15 @@ def pca_baseline(data: Data, k: int) -> dict:
 
 
 def summarize(model: AE, data: Data, loss_name: str, seed: int = 0) -> dict:
-    """The end-of-run metrics of summary.json (validation reconstruction, code activity, probe)."""
+    """The end-of-run metrics of summary.json (validation reconstruction of the whole network, code
+    activity, probe), keyed by the metric vocabulary (`metrics.py`)."""
     x_hat = reconstruct(model, data.x_val)
     if loss_name == "bce":
         x_hat = x_hat.clamp(0, 1)
     val_loss = float(objectives.reconstruction_loss(x_hat, data.x_val, loss_name))
     sq = float(objectives.sq_err_per_image(x_hat, data.x_val).mean())
     val_codes = codes_of(model, data.x_val)
-    out = {"val_loss": val_loss, "val_sq_err_per_image": sq, "code_dim": int(val_codes.shape[1]),
+    out = {"val_full_loss": val_loss, "val_full_sq_err": sq, "code_dim": int(val_codes.shape[1]),
            "code_mean_activation": float(val_codes.mean()),
            "code_active_fraction": float((val_codes.abs() > 1e-3).float().mean()),
            "linear_probe_accuracy": None}

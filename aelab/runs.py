@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .config import RunConfig
+from .metrics import upgrade_record, upgrade_summary
 
 LIVE = ("queued", "running", "paused")
 FINAL = ("completed", "stopped", "diverged", "failed", "interrupted")
@@ -94,7 +95,7 @@ class Run:
         return read_json(self.dir / "config.json", {})
 
     def summary(self) -> dict | None:
-        return read_json(self.dir / "summary.json")
+        return upgrade_summary(read_json(self.dir / "summary.json"))
 
     def status(self) -> dict:
         """Live status; a run whose worker died without saying so is marked interrupted here."""
@@ -112,9 +113,9 @@ class Run:
             last = epochs[-1] if epochs else {}
             atomic_write_json(self.dir / "summary.json", {
                 "status": "interrupted", "message": message, "strategy": self.config_dict().get("train", {}).get("strategy"),
-                "epochs_completed": len(epochs), "val_sq_err_per_image": finite_or_none(last.get("val_sq_err")),
-                "val_loss": finite_or_none(last.get("val_pixel_loss")), "params": st.get("params"),
-                "wall_seconds": last.get("seconds"), "linear_probe_accuracy": None})
+                "epochs_completed": len(epochs), "val_full_sq_err": finite_or_none(last.get("val_full_sq_err")),
+                "val_full_loss": finite_or_none(last.get("val_full_loss")), "params": st.get("params"),
+                "seconds": last.get("seconds"), "gflop": last.get("gflop"), "linear_probe_accuracy": None})
         return st
 
     def metrics(self) -> list[dict]:
@@ -130,7 +131,7 @@ class Run:
         if end >= 0:  # a last line without its newline is still being written: leave it for next time
             for line in chunk[: end + 1].splitlines():
                 if line.strip():
-                    self._metrics_cache.append(json.loads(line))
+                    self._metrics_cache.append(upgrade_record(json.loads(line)))  # old keys -> today's
             self._metrics_offset += end + 1
         return self._metrics_cache
 

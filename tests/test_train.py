@@ -25,21 +25,22 @@ def _epochs(events):
 def test_loss_falls_on_tiny_data(shapes, tiny_cfg):
     _, _, ev = _train(tiny_cfg.with_overrides({"train.epochs": 6}), shapes)
     ep = _epochs(ev)
-    assert ep[-1]["val_sq_err"] < 0.8 * ep[0]["val_sq_err"]
+    assert ep[-1]["val_full_sq_err"] < 0.8 * ep[0]["val_full_sq_err"]
     assert ep[-1]["train_loss"] < ep[0]["train_loss"]
 
 
 def test_same_config_and_seed_give_the_same_numbers(shapes, tiny_cfg):
-    a = [e["val_sq_err"] for e in _epochs(_train(tiny_cfg, shapes)[2])]
-    b = [e["val_sq_err"] for e in _epochs(_train(tiny_cfg, shapes)[2])]
-    c = [e["val_sq_err"] for e in _epochs(_train(tiny_cfg.with_overrides({"train.seed": 1}), shapes)[2])]
+    a = [e["val_full_sq_err"] for e in _epochs(_train(tiny_cfg, shapes)[2])]
+    b = [e["val_full_sq_err"] for e in _epochs(_train(tiny_cfg, shapes)[2])]
+    c = [e["val_full_sq_err"] for e in _epochs(_train(tiny_cfg.with_overrides({"train.seed": 1}), shapes)[2])]
     assert a == b and a != c
 
 
 def test_metrics_carry_all_comparison_axes(shapes, tiny_cfg):
     _, ctx, ev = _train(tiny_cfg, shapes)
     rec = _epochs(ev)[-1]
-    for key in ("epoch", "stage", "step", "samples", "seconds", "train_loss", "val_loss", "val_sq_err"):
+    for key in ("epoch", "stage", "step", "samples", "seconds", "train_loss", "val_loss", "val_full_sq_err",
+                "val_stage_sq_err", "gflop"):
         assert key in rec
     assert rec["samples"] == 2 * len(shapes.x_train) == ctx.samples
     steps = [e for k, e in ev if k == "step"]
@@ -75,7 +76,7 @@ def test_greedy_logs_full_stack_pixel_error_every_epoch_and_finetunes(shapes):
     ep = _epochs(ev)
     assert [e["stage"] for e in ep] == [1, 1, 2, 2, 3, 3]
     assert [e["stage_name"] for e in ep][-1] == "fine-tune"
-    assert all(e["val_sq_err"] > 0 for e in ep)
+    assert all(e["val_full_sq_err"] > 0 for e in ep)
     snaps = [e for k, e in ev if k == "snapshot"]
     assert [s["level"] for s in snaps] == [1, 1, 2, 2, 2, 2]  # reconstructions through stages 1..k
     assert snaps[0]["codes"].shape[1] == 24 and snaps[-1]["codes"].shape[1] == 6

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ..metrics import header
 from ..presets import PRESETS
 from . import state, views
 
@@ -29,6 +30,6 @@ def page() -> None:
     st.dataframe(views.runs_table(runs), hide_index=True, key="home_runs")
     for r in runs[:6]:
         line = views.status_line(r)
-        st.markdown(f"`{r.id}`: **{line['status']}**, {line['strategy']}, val sq err / image "
-                    f"{views.fmt(line['val sq err / image'])}")
+        err = header("val_full_sq_err")
+        st.markdown(f"`{r.id}`: **{line['status']}**, {line['strategy']}, {err} {views.fmt(line[err])}")
         views.run_links(r, key=f"home_{r.id}")

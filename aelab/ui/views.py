@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from .. import viz
+from ..metrics import header
 from ..runs import LIVE, Run
 from . import state
 
@@ -72,8 +73,8 @@ def status_line(run: Run) -> dict:
             "strategy": cfg.get("train", {}).get("strategy"), "data": cfg.get("data", {}).get("name"),
             "layers": ",".join(map(str, cfg.get("model", {}).get("layers", []))),
             "params": sm.get("params") or st_.get("params"),
-            "val sq err / image": sm.get("val_sq_err_per_image"), "probe acc": sm.get("linear_probe_accuracy"),
-            "wall s": sm.get("wall_seconds"), "samples/s": sm.get("train_samples_per_second")}
+            **{header(k): sm.get(k) for k in ("val_full_sq_err", "linear_probe_accuracy", "seconds",
+                                               "samples_per_second")}}
 
 
 def runs_table(runs: list[Run]) -> pd.DataFrame:
