@@ -1,5 +1,6 @@
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -162,3 +163,35 @@ def test_stage_by_stage_mode_pauses_after_each_greedy_stage(shapes):
     ctl = _PauseLog()
     _train(cfg, shapes, control=ctl)
     assert ctl.reasons == ["stage 1 of 3 done", "stage 2 of 3 done", "stage 3 of 3 done; fine-tuning next"]
+
+
+def _np_forward(state: dict, acts: list[tuple[str, str]], x: np.ndarray, upto: int) -> np.ndarray:
+    """Dense untied AE by hand with numpy: encoders 1..upto, then decoders upto..1."""
+    f = {"relu": lambda a: np.maximum(a, 0), "sigmoid": lambda a: 1 / (1 + np.exp(-a)), "linear": lambda a: a}
+    h = x.reshape(len(x), -1).astype(np.float64)
+    for i in range(upto):
+        h = f[acts[i][0]](h @ state[f"encoders.{i}.linear.weight"].T + state[f"encoders.{i}.linear.bias"])
+    for i in reversed(range(upto)):
+        h = f[acts[i][1]](h @ state[f"decoders.{i}.linear.weight"].T + state[f"decoders.{i}.linear.bias"])
+    return ((h - x.reshape(len(x), -1)) ** 2).sum(1).mean()
+
+
+def test_full_network_metric_of_a_greedy_stage_is_the_whole_model(shapes):
+    cfg = RunConfig().with_overrides({"data.name": "shapes", "model.layers": "24,12,6", "train.strategy": "greedy",
+                                      "train.epochs": 1, "train.batch_size": 32})
+    torch.manual_seed(0)
+    model = build_model(cfg, shapes.input_shape)
+    seen = []
+
+    def emit(kind, **e):  # the model exactly as it was when the epoch record was written
+        if kind == "epoch":
+            seen.append((e, {k: v.double().numpy() for k, v in copy.deepcopy(model.state_dict()).items()}))
+
+    T.train(cfg, shapes, model, emit=emit)
+    acts = [(e.act_name, d.act_name) for e, d in zip(model.encoders, model.decoders)]
+    x = shapes.x_val.numpy().astype(np.float64)
+    for k, (rec, state) in enumerate(seen, 1):  # one epoch per stage: record k is stage k of 3
+        assert rec["val_full_sq_err"] == pytest.approx(_np_forward(state, acts, x, 3), rel=1e-4)
+        assert rec["val_stage_sq_err"] == pytest.approx(_np_forward(state, acts, x, k), rel=1e-4)
+    assert seen[0][0]["val_full_sq_err"] != pytest.approx(seen[0][0]["val_stage_sq_err"], rel=1e-3)
+    assert seen[-1][0]["val_full_sq_err"] == seen[-1][0]["val_stage_sq_err"]  # stage n: the same pass, once
