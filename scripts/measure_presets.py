@@ -22,7 +22,7 @@ def main() -> None:
     ap.add_argument("--runs-dir", default="runs/presets")
     args = ap.parse_args()
     names = [n for n in args.only.split(",") if n] or list(PRESETS)
-    print("| preset | params | val sq. err / image | PCA, same code size | linear probe | wall s |")
+    print("| preset | params | test sq. err / image | PCA, same code size (test) | linear probe (test) | wall s |")
     print("|---|---|---|---|---|---|")
     for name in names:
         cfg = PRESETS[name].config()
@@ -34,10 +34,10 @@ def main() -> None:
         s = json.load(open(f"{run_dir}/summary.json"))
         data = load_data(cfg.data)
         k = build_model(cfg, data.input_shape).code_dim()
-        pca = pca_baseline(data, k)["val_sq_err_per_image"]
+        pca = pca_baseline(data, k)["test_sq_err_per_image"]
         probe = s["linear_probe_accuracy"]
-        print(f"| `{name}` | {s['params']:,} | {s['val_sq_err_per_image']:.2f} | {pca:.2f} (k={k}) | "
-              f"{'-' if probe is None else f'{probe:.3f}'} | {s['wall_seconds']:.0f} |", flush=True)
+        print(f"| `{name}` | {s['params']:,} | {s['test_full_sq_err']:.2f} | {pca:.2f} (k={k}) | "
+              f"{'-' if probe is None else f'{probe:.3f}'} | {s['seconds']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,41 @@
+import gzip
+import os
 import struct
 
 import numpy as np
 import pytest
 import torch
 
+from aelab import data as data_mod
 from aelab.config import DataConfig
 from aelab.data import load_data, load_file, make_shapes
 
 
-def test_mnist5k_is_bundled_split_and_in_unit_range():
+def _rows(t: torch.Tensor) -> set:
+    return {bytes(r) for r in (t.reshape(len(t), -1).numpy() * 255).round().astype(np.uint8)}
+
+
+def _assert_disjoint(d) -> None:
+    tr, va, te = _rows(d.x_train), _rows(d.x_val), _rows(d.x_test)
+    assert not tr & va and not tr & te and not va & te
+
+
+def test_mnist5k_is_bundled_split_three_ways_and_in_unit_range():
     d = load_data(DataConfig(name="mnist5k"))
-    assert (len(d.x_train), len(d.x_val)) == (4000, 1000)
+    assert (len(d.x_train), len(d.x_val), len(d.x_test)) == (3000, 1000, 1000)
     assert d.input_shape == (1, 28, 28) and d.kind == "image"
     assert 0.0 <= float(d.x_train.min()) and float(d.x_train.max()) <= 1.0
-    # shuffled with a fixed seed: all ten digits in validation, same split every time
-    assert len(torch.unique(d.y_val)) == 10
-    assert torch.equal(load_data(DataConfig(name="mnist5k")).y_val, d.y_val)
+    # shuffled with a fixed seed: all ten digits in validation and test, same split every time
+    assert len(torch.unique(d.y_val)) == 10 and len(torch.unique(d.y_test)) == 10
+    again = load_data(DataConfig(name="mnist5k"))
+    assert torch.equal(again.y_val, d.y_val) and torch.equal(again.x_test, d.x_test)
+    _assert_disjoint(d)
+
+
+def test_small_sets_have_disjoint_test_splits():
+    for d in (load_data(DataConfig(name="digits")), make_shapes(200, size=12, seed=3)):
+        assert len(d.x_test) == round(0.2 * (len(d.x_train) + len(d.x_val) + len(d.x_test)))
+        assert d.y_test is not None and len(d.y_test) == len(d.x_test)
 
 
 def test_digits_and_shapes():
@@ -41,15 +61,58 @@ def test_torchvision_mnist_reads_local_idx_files(tmp_path):
         _write_idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)), 0x0803)
         _write_idx(raw / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, (n,)), 0x0801)
     d = load_data(DataConfig(name="mnist", data_dir=str(tmp_path)))
-    assert d.x_train.shape == (20, 1, 28, 28) and d.x_val.shape == (8, 1, 28, 28)
+    # the official test set is the test split; validation is 10 % carved out of the official train set
+    assert (len(d.x_train), len(d.x_val), len(d.x_test)) == (18, 2, 8)
+    assert d.x_test.shape == (8, 1, 28, 28)
     assert float(d.x_train.max()) <= 1.0 and d.y_train.dtype == torch.int64
 
 
-def test_torchvision_offline_error_names_folder_and_files(tmp_path):
+def test_torchvision_offline_error_names_folder_files_and_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_mod, "DEBIAN_FASHION_MNIST", tmp_path / "no-package")
     with pytest.raises(FileNotFoundError) as e:
         load_data(DataConfig(name="fashion_mnist", data_dir=str(tmp_path / "nowhere")))
     msg = str(e.value)
-    assert "FashionMNIST/raw" in msg and "train-images-idx3-ubyte" in msg
+    assert "FashionMNIST/raw" in msg and "train-images-idx3-ubyte" in msg and "dataset-fashion-mnist" in msg
+
+
+def _write_idx_gz(path, arr, magic):
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", n) for n in arr.shape))
+        f.write(arr.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_reads_debian_idx_gz_in_place(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    arrays = {"train-images-idx3-ubyte.gz": rng.integers(0, 256, (30, 28, 28)),
+              "train-labels-idx1-ubyte.gz": np.arange(30) % 10,
+              "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (7, 28, 28)),
+              "t10k-labels-idx1-ubyte.gz": np.arange(7) % 10}
+    for name, a in arrays.items():
+        _write_idx_gz(tmp_path / name, a, 0x0803 if a.ndim == 3 else 0x0801)
+    monkeypatch.setattr(data_mod, "DEBIAN_FASHION_MNIST", tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    d = load_data(DataConfig(name="fashion_mnist", data_dir=str(tmp_path / "never-created")))
+    assert (len(d.x_train), len(d.x_val), len(d.x_test)) == (27, 3, 7)
+    # the test split is the official t10k file, pixel for pixel
+    assert np.array_equal((d.x_test[:, 0].numpy() * 255).round(), arrays["t10k-images-idx3-ubyte.gz"])
+    assert d.y_test.tolist() == arrays["t10k-labels-idx1-ubyte.gz"].tolist() and len(d.classes) == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # read in place: nothing copied or created
+
+
+def test_idx_reader_rejects_a_truncated_file(tmp_path):
+    _write_idx_gz(tmp_path / "x.gz", np.zeros((3, 4, 4)), 0x0803)
+    raw = gzip.decompress((tmp_path / "x.gz").read_bytes())[:-5]
+    (tmp_path / "x.gz").write_bytes(gzip.compress(raw))
+    with pytest.raises(ValueError, match="header says"):
+        data_mod.read_idx_gz(tmp_path / "x.gz")
+
+
+@pytest.mark.skipif(not data_mod._has_debian_fashion(data_mod.DEBIAN_FASHION_MNIST) and not os.environ.get("AELAB_CI"),
+                    reason="Debian's dataset-fashion-mnist is not installed (run_tests.sh installs it as root)")
+def test_full_fashion_mnist_from_debian_package():
+    d = load_data(DataConfig(name="fashion_mnist"))
+    assert (len(d.x_train), len(d.x_val), len(d.x_test)) == (54_000, 6_000, 10_000)
+    assert d.input_shape == (1, 28, 28) and d.classes[0] == "T-shirt/top"
 
 
 def test_csv_with_label_column_is_standardised(tmp_path):
@@ -58,7 +121,7 @@ def test_csv_with_label_column_is_standardised(tmp_path):
     p.write_text("a,b,label\n" + rows + "\n")
     d = load_file(p)
     assert d.kind == "tabular" and d.input_shape == (2,) and d.classes == ["0", "1"]
-    assert abs(float(d.x_train.mean())) < 1e-5 and len(d.x_train) + len(d.x_val) == 30
+    assert abs(float(d.x_train.mean())) < 1e-5 and len(d.x_train) + len(d.x_val) + len(d.x_test) == 30
 
 
 def test_npz_images_channels_last_0_255(tmp_path):

@@ -19,13 +19,13 @@ N = 40  # training rows of the hand-counted runs; batch 16 -> batches of 16, 16,
 
 def _tabular(d: int = 6) -> Data:
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(N + 10, d, generator=g), torch.arange(N + 10) % 2
-    return Data("t", x[:N], y[:N], x[N:], y[N:], "tabular")
+    x, y = torch.randn(N + 20, d, generator=g), torch.arange(N + 20) % 2
+    return Data("t", x[:N], y[:N], x[N:N + 10], y[N:N + 10], x[N + 10:], y[N + 10:], "tabular")
 
 
 def _images(size: int = 8) -> Data:
-    x = torch.rand(N + 10, 1, size, size, generator=torch.Generator().manual_seed(0))
-    return Data("i", x[:N], None, x[N:], None, "image")
+    x = torch.rand(N + 20, 1, size, size, generator=torch.Generator().manual_seed(0))
+    return Data("i", x[:N], None, x[N:N + 10], None, x[N + 10:], None, "image")
 
 
 def _run(overrides: dict, data: Data):

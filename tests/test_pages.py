@@ -157,7 +157,7 @@ def test_compare_page(two_runs):
     curves = next(f for t, f in figs.items() if t.startswith("validation squared error"))
     assert len(curves["data"]) == 2 and curves["layout"]["xaxis"]["title"]["text"].startswith("wall-clock")
     df = at.dataframe[0].value
-    assert len(df) == 2 and df[header("pca_val_sq_err")].notna().all()
+    assert len(df) == 2 and df[header("pca_test_sq_err")].notna().all()
     assert df[header("linear_probe_accuracy")].notna().all() and (df[header("gflop")] > 0).all()
     assert len(at.get("download_button")) == 2
     assert len(at.image) == 2 and sum(t.startswith("code map") for t in figs) == 2

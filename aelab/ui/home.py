@@ -30,6 +30,6 @@ def page() -> None:
     st.dataframe(views.runs_table(runs), hide_index=True, key="home_runs")
     for r in runs[:6]:
         line = views.status_line(r)
-        err = header("val_full_sq_err")
+        err = header("test_full_sq_err")
         st.markdown(f"`{r.id}`: **{line['status']}**, {line['strategy']}, {err} {views.fmt(line[err])}")
         views.run_links(r, key=f"home_{r.id}")

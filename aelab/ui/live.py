@@ -18,7 +18,7 @@ from . import state, views
 REFRESH_S = 1.0
 FIRST_POINT_WAIT_S = 1.0  # a warm worker logs its first step ~0.2 s after the click
 FIRST_REFRESH_S = 0.25  # until the first epoch: the first loss points show up at once
-SUMMARY_LINE = (("val_full_sq_err", ".4g"), ("linear_probe_accuracy", ".4g"), ("gflop", ".3g"), ("seconds", ".4g"),
+SUMMARY_LINE = (("test_full_sq_err", ".4g"), ("linear_probe_accuracy", ".4g"), ("gflop", ".3g"), ("seconds", ".4g"),
                 ("samples_per_second", ".0f"))
 
 

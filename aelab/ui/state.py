@@ -112,7 +112,7 @@ def dataset(cfg: RunConfig):
 def pca_baseline(data_json: str, k: int) -> float:
     from ..evaluate import pca_baseline as pb
 
-    return pb(_dataset(data_json), k)["val_sq_err_per_image"]
+    return pb(_dataset(data_json), k)["test_sq_err_per_image"]
 
 
 def pca_baseline_for(cfg: RunConfig, k: int) -> float:

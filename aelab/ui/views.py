@@ -73,7 +73,7 @@ def status_line(run: Run) -> dict:
             "strategy": cfg.get("train", {}).get("strategy"), "data": cfg.get("data", {}).get("name"),
             "layers": ",".join(map(str, cfg.get("model", {}).get("layers", []))),
             "params": sm.get("params") or st_.get("params"),
-            **{header(k): sm.get(k) for k in ("val_full_sq_err", "linear_probe_accuracy", "seconds",
+            **{header(k): sm.get(k) for k in ("test_full_sq_err", "linear_probe_accuracy", "seconds",
                                                "samples_per_second")}}
 
 
