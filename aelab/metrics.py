@@ -51,7 +51,7 @@ VOCABULARY: dict[str, Metric] = {m.key: m for m in [
            "being trained (k = n for end-to-end and fine-tuning: then it equals full network)"),
     Metric("val_stage_pixel_loss", "through stages 1..k, val loss", "loss",
            "the configured pixel loss through stages 1..k on validation data"),
-    Metric("test_full_sq_err", "full network, test", "test sq. err / image",
+    Metric("test_full_sq_err", "full network, test", "sq. err / image",
            "squared pixel error per test image of the whole network (Hinton & Salakhutdinov's measure) on the "
            "test split, which nothing was tuned on"),
     Metric("test_full_loss", "full network, test loss", "loss",
