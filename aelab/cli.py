@@ -64,7 +64,8 @@ def cmd_train(args) -> int:
     summary = run.summary() or run.status()
     status = summary.get("status", "failed")
     line = f"status={status}"
-    for key in ("test_sq_err_per_image", "val_sq_err_per_image", "val_loss", "linear_probe_accuracy", "params", "wall_seconds"):
+    for key in ("test_full_sq_err", "val_full_sq_err", "val_full_loss", "linear_probe_accuracy", "params",
+                "gflop", "seconds"):
         if summary.get(key) is not None:
             v = summary[key]
             line += f" {key}={v:.4g}" if isinstance(v, float) else f" {key}={v}"
@@ -88,7 +89,9 @@ def _update_bar(bar, run) -> None:
     if epochs:
         last = epochs[-1]
         bar.n = last["epoch"]
-        bar.set_postfix_str(f"{last['stage_name']} val_sq_err={_num(last['val_sq_err'])}", refresh=False)
+        err = last.get("val_full_sq_err")
+        bar.set_postfix_str(f"{last['stage_name']} val_full_sq_err={'-' if err is None else f'{err:.2f}'}",
+                            refresh=False)
         bar.refresh()
 
 
@@ -102,7 +105,7 @@ def cmd_runs(args) -> int:
     for run in RunStore(args.runs_dir).list():
         row = run.listing()  # never raises: a damaged run is listed with the reason, the rest go on
         print(f"{run.id}  {row['status']:<11} {row['strategy'] or '':<10} "
-              f"test_sq_err={_num(row['test_sq_err_per_image'])}  {run.dir}"
+              f"test_full_sq_err={_num(row['test_full_sq_err'])}  {run.dir}"
               + (f"  damage: {row['damage']}" if row["damage"] else ""))
     return 0
 

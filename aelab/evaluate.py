@@ -73,12 +73,12 @@ def _recon_metrics(model: AE, x: torch.Tensor, loss_name: str) -> tuple[float, f
 
 def summarize(model: AE, data: Data, loss_name: str, seed: int = 0) -> dict:
     """The end-of-run metrics of summary.json. Validation figures are what choices may look at; the test
-    figures (reconstruction, linear probe fit on train codes) are the ones to report: nothing tunes on them."""
+    figures (reconstruction, linear probe fit on train codes) are the ones to report: nothing tunes on them. Keys: the metric vocabulary (`metrics.py`)."""
     val_loss, val_sq = _recon_metrics(model, data.x_val, loss_name)
     test_loss, test_sq = _recon_metrics(model, data.x_test, loss_name)
     test_codes = codes_of(model, data.x_test)
-    out = {"val_loss": val_loss, "val_sq_err_per_image": val_sq, "test_loss": test_loss,
-           "test_sq_err_per_image": test_sq, "code_dim": int(test_codes.shape[1]),
+    out = {"val_full_loss": val_loss, "val_full_sq_err": val_sq, "test_full_loss": test_loss,
+           "test_full_sq_err": test_sq, "code_dim": int(test_codes.shape[1]),
            "code_mean_activation": float(test_codes.mean()),
            "code_active_fraction": float((test_codes.abs() > 1e-3).float().mean()),
            "linear_probe_accuracy": None}

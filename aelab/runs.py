@@ -29,6 +29,7 @@ import torch
 from .config import RunConfig
 from .fsutil import (StoreWriteError, Unreadable, atomic_write, atomic_write_json, load_json,  # noqa: F401
                      read_json, writing)
+from .metrics import upgrade_record, upgrade_summary
 
 LIVE = ("queued", "running", "paused")
 FINAL = ("completed", "stopped", "diverged", "failed", "interrupted", "cancelled")
@@ -95,7 +96,7 @@ class Run:
             return {}
 
     def summary(self) -> dict | None:
-        return read_json(self.dir / "summary.json")
+        return upgrade_summary(read_json(self.dir / "summary.json"))
 
     def _json_file(self, name: str) -> tuple[dict | None, str | None]:
         """(the file's object or None if absent, the reason it is unusable or None)."""
@@ -139,9 +140,10 @@ class Run:
         last = epochs[-1] if epochs else {}
         summary = {"status": "interrupted", "message": message,
                    "strategy": self.config_dict().get("train", {}).get("strategy"), "epochs_completed": len(epochs),
-                   "val_sq_err_per_image": finite_or_none(last.get("val_sq_err")),
-                   "val_loss": finite_or_none(last.get("val_pixel_loss")), "params": st.get("params"),
-                   "wall_seconds": last.get("seconds"), "linear_probe_accuracy": None, "weights": False}
+                   "val_full_sq_err": finite_or_none(last.get("val_full_sq_err")),
+                   "val_full_loss": finite_or_none(last.get("val_full_loss")), "params": st.get("params"),
+                   "seconds": last.get("seconds"), "gflop": last.get("gflop"), "linear_probe_accuracy": None,
+                   "weights": False}
         try:  # best effort: a reader on a full disk still gets the right answer, just not saved
             atomic_write_json(self.dir / "status.json", st)
             if self.summary() is None:
@@ -174,7 +176,7 @@ class Run:
                 if rec is None:
                     self.bad_metric_lines.append(self._metrics_lines)
                 else:
-                    self._metrics_cache.append(rec)
+                    self._metrics_cache.append(upgrade_record(rec))  # old keys -> today's
             self._metrics_offset += end + 1
         return self._metrics_cache
 
@@ -227,7 +229,7 @@ class Run:
                "data": cfg.get("data", {}).get("name"),
                "layers": ",".join(map(str, cfg.get("model", {}).get("layers", []))),
                "params": finite_or_none(sm.get("params") or st.get("params"))}
-        for k in ("test_sq_err_per_image", "linear_probe_accuracy", "wall_seconds", "train_samples_per_second"):
+        for k in ("test_full_sq_err", "linear_probe_accuracy", "seconds", "samples_per_second"):
             row[k] = finite_or_none(sm.get(k))  # numbers or None, even from a hand-edited summary
         return row
 

@@ -2,7 +2,8 @@
 
 The loop slices mini-batches from in-memory tensors, emits small events (`step`, `epoch`, `stage`,
 `snapshot`) to a callback and asks a `Control` whether to pause or stop between batches. It never
-writes files or knows a UI exists: the run store subscribes to the events.
+writes files or knows a UI exists: the run store subscribes to the events. Record keys are the metric
+vocabulary's (`metrics.py`); the compute counter (`gflop`) comes from `flops.py`.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from . import flops
 from .config import RunConfig
 from .data import Data
 from .model import AE, Dense, StageAE
@@ -68,12 +70,22 @@ class Context:
     step: int = 0
     samples: int = 0
     epoch: int = 0  # global epoch counter over all stages
+    macs: int = 0  # training multiply-adds so far (flops.py: forward x 3, plus greedy code caching)
+    step_macs_per_sample: int = 0  # of the stage being trained
     _t0: float = field(default_factory=time.perf_counter)
     last_snapshot: float = 0.0
     _paused: float = 0.0
 
     def seconds(self) -> float:
         return time.perf_counter() - self._t0 - self._paused
+
+    def gflop(self) -> float:
+        return flops.gflop(self.macs)
+
+    def axes(self) -> dict:
+        """The x axes every step and epoch record carries."""
+        return dict(epoch=self.epoch, step=self.step, samples=self.samples, seconds=round(self.seconds(), 4),
+                    gflop=self.gflop())
 
     def pause_here(self, reason: str) -> None:
         t = time.perf_counter()
@@ -138,6 +150,7 @@ def fit(net, encode, x_in: torch.Tensor, stage: Stage, ctx: Context, params, los
             opt.step()
             ctx.step += 1
             ctx.samples += len(xb)
+            ctx.macs += ctx.step_macs_per_sample * len(xb)
             run_loss += loss.detach()
             ep_loss += loss.detach() * len(xb)
             run_n += 1
@@ -147,8 +160,7 @@ def fit(net, encode, x_in: torch.Tensor, stage: Stage, ctx: Context, params, los
                 value = (run_loss / run_n).item()
                 if not math.isfinite(value):
                     raise Diverged()
-                ctx.emit("step", stage=stage.index, epoch=ctx.epoch, step=ctx.step, samples=ctx.samples,
-                         seconds=round(now, 4), loss=value)
+                ctx.emit("step", stage=stage.index, **ctx.axes(), loss=value)
                 last_log, run_loss, run_n = now, torch.zeros((), device=ctx.device), 0
                 _check_control(ctx)
         train_loss = (ep_loss / max(ep_n, 1)).item()
@@ -168,22 +180,35 @@ def _check_control(ctx: Context) -> None:
 
 @torch.no_grad()
 def evaluate(model: AE, x: torch.Tensor, level: int, loss_name: str, device, keep_codes: int = 0):
-    """Full-stack reconstruction through stages 1..level on x (pixels).
+    """Pixel-space reconstruction of x by the full network (all n stages) and through stages 1..level.
 
-    Returns (pixel loss, mean squared error per image, codes h_level of the first keep_codes rows).
+    One pass: the encoders 1..level are shared, and when level == n (end-to-end, fine-tuning, the last
+    greedy stage) the two are the same computation, done once.
+    Returns ({vocabulary key: mean over x}, codes h_level of the first keep_codes rows).
     """
     model.eval()
-    tot_loss, tot_sq, codes = 0.0, 0.0, []
+    n_stages = model.n_stages
+    sums = dict.fromkeys(("val_full_loss", "val_full_sq_err", "val_stage_pixel_loss", "val_stage_sq_err"), 0.0)
+    codes = []
     for i in range(0, len(x), EVAL_CHUNK):
         xb = x[i:i + EVAL_CHUNK].to(device, non_blocking=True)
         h = model.encode(xb, upto=level)
-        x_hat = model.decode(h, frm=level)
-        tot_loss += _eval_loss(x_hat, xb, loss_name) * len(xb)
-        tot_sq += sq_err_per_image(x_hat, xb).sum().item()
         if i < keep_codes:
             codes.append(h[: keep_codes - i].reshape(len(h[: keep_codes - i]), -1).float().cpu())
-    n = len(x)
-    return tot_loss / n, tot_sq / n, (torch.cat(codes) if codes else None)
+        if level < n_stages:
+            _add_errors(sums, "val_stage_pixel_loss", "val_stage_sq_err", model.decode(h, frm=level), xb, loss_name)
+            for enc in model.encoders[level:]:  # on to the final code h_n
+                h = enc(h)
+        _add_errors(sums, "val_full_loss", "val_full_sq_err", model.decode(h), xb, loss_name)
+    out = {k: v / len(x) for k, v in sums.items()}
+    if level == n_stages:
+        out.update(val_stage_pixel_loss=out["val_full_loss"], val_stage_sq_err=out["val_full_sq_err"])
+    return out, (torch.cat(codes) if codes else None)
+
+
+def _add_errors(sums: dict, loss_key: str, sq_key: str, x_hat, x, loss_name: str) -> None:
+    sums[loss_key] += _eval_loss(x_hat, x, loss_name) * len(x)
+    sums[sq_key] += sq_err_per_image(x_hat, x).sum().item()
 
 
 def _eval_loss(x_hat, x, loss_name: str) -> float:
@@ -196,24 +221,24 @@ def _eval_loss(x_hat, x, loss_name: str) -> float:
 
 def end_of_epoch(ctx: Context, stage: Stage, train_loss: float, loss_name: str, net, encode,
                  edge: bool = True) -> None:
-    """Validation of the stage's own objective plus the shared full-stack pixel-space curve, every epoch;
-    a snapshot at a stage's first and last epoch and otherwise at most every SNAPSHOT_EVERY_S (short
-    epochs would spend a fifth of the time writing snapshots nobody can look at that fast)."""
+    """Validation every epoch: the stage's own objective, the full network's pixel error (the curve
+    runs of every strategy share) and, for greedy stages, the error through stages 1..k. A snapshot at a
+    stage's first and last epoch and otherwise at most every SNAPSHOT_EVERY_S (short epochs would spend a
+    fifth of the time writing snapshots nobody can look at that fast)."""
     d, model, dev = ctx.data, ctx.model, ctx.device
     snap = edge or ctx.seconds() - ctx.last_snapshot >= SNAPSHOT_EVERY_S
-    val_pix, val_sq, codes = evaluate(model, d.x_val, stage.level, ctx.cfg.train.loss, dev,
-                                      keep_codes=N_PROBE_CODES if snap else 0)
+    val, codes = evaluate(model, d.x_val, stage.level, ctx.cfg.train.loss, dev,
+                          keep_codes=N_PROBE_CODES if snap else 0)
     if stage.index > 1 and stage.level == stage.index:  # greedy stage k > 1: its own loss is on codes
         with torch.no_grad():
             net.eval()
             h_prev = model.encode(d.x_val[:EVAL_CHUNK].to(dev), upto=stage.level - 1)
             stage_val = reconstruction_loss(net(h_prev), h_prev, loss_name).item()
     else:
-        stage_val = val_pix
-    ctx.emit("epoch", stage=stage.index, stage_name=stage.name, epoch=ctx.epoch, step=ctx.step,
-             samples=ctx.samples, seconds=round(ctx.seconds(), 4), train_loss=train_loss,
-             val_loss=stage_val, val_pixel_loss=val_pix, val_sq_err=val_sq)
-    if not all(math.isfinite(v) for v in (val_pix, val_sq, stage_val)):
+        stage_val = val["val_stage_pixel_loss"]
+    ctx.emit("epoch", stage=stage.index, stage_name=stage.name, **ctx.axes(), train_loss=train_loss,
+             val_loss=stage_val, **val)
+    if not all(math.isfinite(v) for v in (stage_val, *val.values())):
         raise Diverged()
     if not snap:
         return
@@ -263,6 +288,7 @@ def train_greedy(ctx: Context, stages: list[Stage], gen) -> None:
             with torch.no_grad():  # the frozen codes h_k that stage k+1 learns to reconstruct
                 model.eval()
                 h = torch.cat([net.encode(h[i:i + EVAL_CHUNK]) for i in range(0, len(h), EVAL_CHUNK)])
+            ctx.macs += flops.cache_macs_per_sample(model, k) * len(h)  # training work: counted
             more = k < model.n_stages or cfg.train.finetune_epochs
             if more and ctx.control.pause_after_stage:
                 ctx.pause_here(f"stage {k} of {model.n_stages} done")
@@ -273,9 +299,10 @@ def train_greedy(ctx: Context, stages: list[Stage], gen) -> None:
 
 
 def _run_stage(ctx, stage, net, encode, x, params, loss_name, layer, gen) -> None:
+    trained = [net.k] if isinstance(net, StageAE) else range(1, ctx.model.n_stages + 1)
+    ctx.step_macs_per_sample = flops.step_macs_per_sample(ctx.model, trained)
     ctx.emit("stage", stage=stage.index, stage_name=stage.name, level=stage.level, epochs=stage.epochs,
-             epoch=ctx.epoch, step=ctx.step, samples=ctx.samples, seconds=round(ctx.seconds(), 4),
-             n_stages=ctx.n_stages_total)
+             **ctx.axes(), n_stages=ctx.n_stages_total)
     fit(net, encode, x, stage, ctx, params, loss_name, layer, gen)
 
 

@@ -14,11 +14,14 @@ import torch
 from plotly.subplots import make_subplots
 from torchvision.utils import make_grid
 
+from .metrics import header, label
+
 STAGE_FILL = ("rgba(99,110,250,0.07)", "rgba(239,85,59,0.07)")
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
 MIN_CELL_PX = 56  # small images (8x8 digits) are blown up so a grid stays readable
-X_LABELS = {"epoch": "epoch", "samples": "samples seen", "seconds": "wall-clock seconds (training)"}
+AXES = ("gflop", "epoch", "samples", "seconds")
+X_LABELS = {a: label(a) for a in AXES}
 
 
 # ----------------------------------------------------------------------------- images
@@ -80,13 +83,14 @@ def _n_train(epochs: list[dict], fallback: int | None) -> int | None:
     return fallback
 
 
-def xs(records: list[dict], axis: str, n_train: int | None) -> list[float]:
-    """x values of metric records: fractional global epochs (samples / train size), samples or seconds."""
+def xs(records: list[dict], axis: str, n_train: int | None) -> list[float | None]:
+    """x values of metric records: fractional global epochs (samples / train size), or the record's own
+    axis value (samples, seconds, gflop; None in runs written before that axis existed)."""
     if axis == "epoch":
         if n_train:
             return [r["samples"] / n_train for r in records]
         return [float(r["epoch"]) for r in records]
-    return [r[axis] for r in records]
+    return [r.get(axis) for r in records]
 
 
 def stage_spans(epochs: list[dict], axis: str = "epoch", n_train: int | None = None) -> list[tuple]:
@@ -107,28 +111,38 @@ def stage_spans(epochs: list[dict], axis: str = "epoch", n_train: int | None = N
 def loss_figure(metrics: list[dict], axis: str = "epoch", n_train: int | None = None,
                 live_stage: str | None = None, height: int = 520) -> go.Figure:
     """Two panels over one x axis: the stage's objective (train steps, train/val per epoch) and the
-    shared full-stack pixel-space validation error per image; greedy stages shaded and labelled."""
+    validation pixel error of the full network (plus, while a greedy stage k < n trains, through stages
+    1..k only); greedy stages shaded and labelled."""
     steps = [r for r in metrics if r["kind"] == "step" and r.get("loss") is not None]
     epochs = [r for r in metrics if r["kind"] == "epoch"]
     n_train = _n_train(epochs, n_train)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=("objective of the stage being trained",
-                                        "validation squared error per image (full stack, pixels)"))
-    fig.add_scatter(x=xs(steps, axis, n_train), y=[r["loss"] for r in steps], mode="lines", name="train (steps)",
+                                        "validation squared error per image (pixels)"))
+    fig.add_scatter(x=xs(steps, axis, n_train), y=[r["loss"] for r in steps], mode="lines", name=label("loss"),
                     line=dict(color="rgba(31,119,180,0.45)", width=1), row=1, col=1)
     ex = xs(epochs, axis, n_train)
-    fig.add_scatter(x=ex, y=[r["train_loss"] for r in epochs], mode="lines+markers", name="train (epoch)",
-                    line=dict(color=PALETTE[0], width=2), row=1, col=1)
-    fig.add_scatter(x=ex, y=[r["val_loss"] for r in epochs], mode="lines+markers", name="validation",
-                    line=dict(color=PALETTE[1], width=2), row=1, col=1)
-    fig.add_scatter(x=ex, y=[r["val_sq_err"] for r in epochs], mode="lines+markers", name="val sq. error / image",
-                    line=dict(color=PALETTE[2], width=2), row=2, col=1)
+    for i, key in enumerate(("train_loss", "val_loss")):
+        fig.add_scatter(x=ex, y=[r.get(key) for r in epochs], mode="lines+markers", name=label(key),
+                        line=dict(color=PALETTE[i], width=2), row=1, col=1)
+    for key, color, dash in _error_curves(epochs):
+        fig.add_scatter(x=ex, y=[r.get(key) for r in epochs], mode="lines+markers", name=label(key),
+                        line=dict(color=color, width=2, dash=dash), row=2, col=1)
     shade_stages(fig, stage_spans(epochs, axis, n_train))
     fig.update_xaxes(title_text=X_LABELS[axis], row=2, col=1)
     fig.update_layout(title=f"loss: {len(steps)} steps, {len(epochs)} epochs logged", height=height,
                       margin=dict(l=10, r=10, t=70, b=10), legend=dict(orientation="h", y=-0.15),
                       uirevision="loss", font=dict(size=14))
     return fig
+
+
+def _error_curves(epochs: list[dict]) -> list[tuple[str, str, str]]:
+    """(key, colour, dash) of the pixel-error curves: full network always; through stages 1..k only when
+    it differs from it somewhere (a greedy stage k < n), else it would draw the same line twice."""
+    curves = [("val_full_sq_err", PALETTE[2], "solid")]
+    if any(r.get("val_stage_sq_err") != r.get("val_full_sq_err") for r in epochs):
+        curves.append(("val_stage_sq_err", PALETTE[4], "dot"))
+    return curves
 
 
 def shade_stages(fig: go.Figure, spans: list[tuple]) -> None:
@@ -139,14 +153,26 @@ def shade_stages(fig: go.Figure, spans: list[tuple]) -> None:
                       annotation_text=name, annotation_position="top left", annotation_font_size=12)
 
 
+COMPARED = "val_full_sq_err"  # the curve every strategy shares: the whole network, whatever is trained
+
+
+def compared_curve(epochs: list[dict], axis: str) -> tuple[list, list]:
+    """(x, y) of the full-network validation error; records lacking either (runs written before that
+    key or axis existed, e.g. an old greedy run's first stages) are left out."""
+    pts = [(x, r.get(COMPARED)) for x, r in zip(xs(epochs, axis, _n_train(epochs, None)), epochs)]
+    pts = [(x, y) for x, y in pts if x is not None and y is not None]
+    return [x for x, _ in pts], [y for _, y in pts]
+
+
 def compare_figure(curves: dict[str, list[dict]], axis: str = "epoch", height: int = 460) -> go.Figure:
-    """The shared full-stack validation curve of several runs overlaid ({label: epoch records})."""
+    """The full-network validation error of several runs overlaid ({run label: epoch records})."""
     fig = go.Figure()
-    for i, (label, epochs) in enumerate(curves.items()):
-        fig.add_scatter(x=xs(epochs, axis, _n_train(epochs, None)), y=[r["val_sq_err"] for r in epochs],
-                        mode="lines+markers", name=label, line=dict(color=PALETTE[i % len(PALETTE)], width=2))
-    fig.update_layout(title="validation squared error per image (full stack): lower is better", height=height,
-                      xaxis_title=X_LABELS[axis], yaxis_title="sq. error / image", font=dict(size=14),
+    for i, (name, epochs) in enumerate(curves.items()):
+        x, y = compared_curve(epochs, axis)
+        fig.add_scatter(x=x, y=y, mode="lines+markers", name=name if x else f"{name} (not recorded)",
+                        line=dict(color=PALETTE[i % len(PALETTE)], width=2))
+    fig.update_layout(title=f"validation squared error per image, {label(COMPARED)}: lower is better",
+                      height=height, xaxis_title=X_LABELS[axis], yaxis_title=header(COMPARED), font=dict(size=14),
                       legend=dict(orientation="h", y=-0.2), margin=dict(l=10, r=10, t=60, b=10))
     return fig
 
@@ -257,17 +283,16 @@ def compare_png(curves: dict[str, list[dict]], axis: str = "epoch", grids: dict[
                              gridspec_kw=dict(height_ratios=[4.5] + [2.6] * len(grids)))
     axes = np.atleast_1d(axes)
     ax = axes[0]
-    for i, (label, epochs) in enumerate(curves.items()):
-        ax.plot(xs(epochs, axis, _n_train(epochs, None)), [r["val_sq_err"] for r in epochs], marker="o",
-                ms=3, label=label, color=PALETTE[i % len(PALETTE)])
+    for i, (name, epochs) in enumerate(curves.items()):
+        ax.plot(*compared_curve(epochs, axis), marker="o", ms=3, label=name, color=PALETTE[i % len(PALETTE)])
     ax.set_xlabel(X_LABELS[axis])
-    ax.set_ylabel("val sq. error / image")
-    ax.set_title("validation squared error per image (full stack)")
+    ax.set_ylabel(header(COMPARED))
+    ax.set_title(f"validation squared error per image, {label(COMPARED)}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    for ax, (label, g) in zip(axes[1:], grids.items()):
+    for ax, (name, g) in zip(axes[1:], grids.items()):
         ax.imshow(g)
-        ax.set_title(label, fontsize=9)
+        ax.set_title(name, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
     buf = io.BytesIO()

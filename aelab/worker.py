@@ -174,11 +174,12 @@ def _finish(writer: RunWriter, run: Run, cfg, model, ctx, summary: dict) -> dict
     epochs = run.epochs()
     summary["epochs_completed"] = len(epochs)
     seconds = ctx.seconds() if ctx else 0.0
-    summary["wall_seconds"] = round(seconds, 3)
-    summary["train_samples_per_second"] = round(ctx.samples / seconds, 1) if ctx and seconds > 0 else None
-    summary["steps"] = ctx.step if ctx else 0
-    summary["samples_seen"] = ctx.samples if ctx else 0
-    keys = ("val_loss", "val_sq_err_per_image", "test_loss", "test_sq_err_per_image", "code_mean_activation",
+    summary["seconds"] = round(seconds, 3)
+    summary["samples_per_second"] = round(ctx.samples / seconds, 1) if ctx and seconds > 0 else None
+    summary["step"] = ctx.step if ctx else 0
+    summary["samples"] = ctx.samples if ctx else 0
+    summary["gflop"] = ctx.gflop() if ctx else 0.0
+    keys = ("val_full_loss", "val_full_sq_err", "test_full_loss", "test_full_sq_err", "code_mean_activation",
             "linear_probe_accuracy")
     summary["weights"] = False
     if model is not None and ctx is not None and summary["status"] in ("completed", "stopped", "interrupted") \

@@ -14,20 +14,17 @@ if len(runs) < 2:
 kept = [i for i in st.session_state.get("compare.runs", []) if i in runs]
 st.session_state["compare.runs"] = kept or list(runs)[:2]
 picked = st.multiselect("runs to compare", list(runs), key="compare.runs", format_func=lambda i: compare.label(runs[i]))
-axis = st.radio("x axis", ["epoch", "samples", "seconds"], key="compare.x", horizontal=True,
-                format_func=viz.X_LABELS.get)
 sel = [state.get_run(i) for i in picked]
 if len(sel) < 2:
     st.warning("Pick at least two runs.")
     st.stop()
+axis = st.radio("x axis", viz.AXES, key="compare.x", horizontal=True, format_func=viz.X_LABELS.get,
+                index=viz.AXES.index(compare.default_axis(sel)))
 curves = {compare.label(r): r.epochs() for r in sel}
 st.plotly_chart(viz.compare_figure(curves, axis), key="cmp_curves")
 df = compare.table(sel)
 st.dataframe(df, hide_index=True, key="cmp_table")
-st.caption("test sq err / image: the whole network's squared pixel error per image of the test split, which "
-           "nothing was tuned on (Hinton & Salakhutdinov's measure); PCA: the same measure for PCA with as many "
-           "components as the code has units, fit on the train split; linear probe: logistic regression fit on "
-           "train codes, scored on test codes.")
+st.caption(compare.glossary())
 grid_images = compare.grids(sel)
 compare.exports(df, curves, axis, grid_images)
 st.subheader("Reconstructions of the same validation images")

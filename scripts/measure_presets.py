@@ -36,8 +36,8 @@ def main() -> None:
         k = build_model(cfg, data.input_shape).code_dim()
         pca = pca_baseline(data, k)["test_sq_err_per_image"]
         probe = s["linear_probe_accuracy"]
-        print(f"| `{name}` | {s['params']:,} | {s['test_sq_err_per_image']:.2f} | {pca:.2f} (k={k}) | "
-              f"{'-' if probe is None else f'{probe:.3f}'} | {s['wall_seconds']:.0f} |", flush=True)
+        print(f"| `{name}` | {s['params']:,} | {s['test_full_sq_err']:.2f} | {pca:.2f} (k={k}) | "
+              f"{'-' if probe is None else f'{probe:.3f}'} | {s['seconds']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

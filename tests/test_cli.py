@@ -83,7 +83,7 @@ def test_runs_lists_broken_runs_with_the_reason_and_every_other_run(tmp_path, ca
     assert main(["runs", "--runs-dir", str(tmp_path)]) == 0
     rows = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()}
     assert set(rows) == {"r1-good", "r2-list", "r3-garbage", "r4-line"}
-    assert rows["r1-good"].split()[1] == "completed" and "test_sq_err=12.50" in rows["r1-good"]
+    assert rows["r1-good"].split()[1] == "completed" and "test_full_sq_err=12.50" in rows["r1-good"]
     assert "damage:" not in rows["r1-good"]
     assert rows["r2-list"].split()[1] == "damaged"
     assert rows["r2-list"].endswith("damage: summary.json: holds an array, not an object")

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from aelab.config import RunConfig
+from aelab.metrics import header
 from aelab.runs import RunStore
 from aelab.worker import execute
 
@@ -85,7 +86,7 @@ def test_home_lists_every_run_and_says_why_the_damaged_ones_are(runs_dir):
     assert df.loc[GOOD, "status"] == "completed" and df.loc[INTERRUPTED, "status"] == "interrupted"
     for rid, why in DAMAGE.items():
         assert df.loc[rid, "status"] == "damaged" and df.loc[rid, "damage"].startswith(why)
-    assert df.loc[GOOD, "test sq err / image"] > 0
+    assert df.loc[GOOD, header("test_full_sq_err")] > 0
     lines = "\n".join(m.value for m in at.markdown)
     assert all(why in lines for why in DAMAGE.values())
 

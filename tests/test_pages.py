@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from aelab.metrics import header, label
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TINY = {"data.name": "shapes", "model.layers": "32,8", "train.epochs": 2, "train.batch_size": 32}
 
@@ -125,6 +127,8 @@ def test_train_page_runs_live_and_stage_by_stage(greedy_run):
     assert "4 epochs logged" in loss["layout"]["title"]["text"]
     names = [a.get("text") for a in loss["layout"].get("annotations", [])]
     assert "stage 1 of 2" in names and "stage 2 of 2" in names  # greedy stages shaded and labelled
+    traces = {d.get("name") for d in loss["data"]}
+    assert {label("val_full_sq_err"), label("val_stage_sq_err")} <= traces  # stage 1 of 2: both curves
     assert any(t.startswith("code map h2 (PCA)") for t in figs)
     assert any(t.startswith("code activations") for t in figs)
     assert len(at.image) == 1 and "original" in at.image[0].proto.imgs[0].caption
@@ -143,13 +147,18 @@ def two_runs(greedy_run, runs_dir):
 def test_compare_page(two_runs):
     at = app("pages/2_Compare.py")
     assert len(at.multiselect(key="compare.runs").value) == 2
+    assert at.radio(key="compare.x").value == "gflop"  # greedy vs end-to-end: equal compute by default
+    curves = next(f for t, f in charts(at).items() if t.startswith("validation squared error"))
+    assert curves["layout"]["xaxis"]["title"]["text"] == label("gflop")
+    assert label("val_full_sq_err") in curves["layout"]["title"]["text"]
     at.radio(key="compare.x").set_value("seconds").run()
     assert not at.exception, at.exception
     figs = charts(at)
     curves = next(f for t, f in figs.items() if t.startswith("validation squared error"))
     assert len(curves["data"]) == 2 and curves["layout"]["xaxis"]["title"]["text"].startswith("wall-clock")
     df = at.dataframe[0].value
-    assert len(df) == 2 and df["PCA, same code size"].notna().all() and df["linear probe acc"].notna().all()
+    assert len(df) == 2 and df[header("pca_test_sq_err")].notna().all()
+    assert df[header("linear_probe_accuracy")].notna().all() and (df[header("gflop")] > 0).all()
     assert len(at.get("download_button")) == 2
     assert len(at.image) == 2 and sum(t.startswith("code map") for t in figs) == 2
 

@@ -1,5 +1,6 @@
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -25,21 +26,22 @@ def _epochs(events):
 def test_loss_falls_on_tiny_data(shapes, tiny_cfg):
     _, _, ev = _train(tiny_cfg.with_overrides({"train.epochs": 6}), shapes)
     ep = _epochs(ev)
-    assert ep[-1]["val_sq_err"] < 0.8 * ep[0]["val_sq_err"]
+    assert ep[-1]["val_full_sq_err"] < 0.8 * ep[0]["val_full_sq_err"]
     assert ep[-1]["train_loss"] < ep[0]["train_loss"]
 
 
 def test_same_config_and_seed_give_the_same_numbers(shapes, tiny_cfg):
-    a = [e["val_sq_err"] for e in _epochs(_train(tiny_cfg, shapes)[2])]
-    b = [e["val_sq_err"] for e in _epochs(_train(tiny_cfg, shapes)[2])]
-    c = [e["val_sq_err"] for e in _epochs(_train(tiny_cfg.with_overrides({"train.seed": 1}), shapes)[2])]
+    a = [e["val_full_sq_err"] for e in _epochs(_train(tiny_cfg, shapes)[2])]
+    b = [e["val_full_sq_err"] for e in _epochs(_train(tiny_cfg, shapes)[2])]
+    c = [e["val_full_sq_err"] for e in _epochs(_train(tiny_cfg.with_overrides({"train.seed": 1}), shapes)[2])]
     assert a == b and a != c
 
 
 def test_metrics_carry_all_comparison_axes(shapes, tiny_cfg):
     _, ctx, ev = _train(tiny_cfg, shapes)
     rec = _epochs(ev)[-1]
-    for key in ("epoch", "stage", "step", "samples", "seconds", "train_loss", "val_loss", "val_sq_err"):
+    for key in ("epoch", "stage", "step", "samples", "seconds", "train_loss", "val_loss", "val_full_sq_err",
+                "val_stage_sq_err", "gflop"):
         assert key in rec
     assert rec["samples"] == 2 * len(shapes.x_train) == ctx.samples
     steps = [e for k, e in ev if k == "step"]
@@ -75,7 +77,7 @@ def test_greedy_logs_full_stack_pixel_error_every_epoch_and_finetunes(shapes):
     ep = _epochs(ev)
     assert [e["stage"] for e in ep] == [1, 1, 2, 2, 3, 3]
     assert [e["stage_name"] for e in ep][-1] == "fine-tune"
-    assert all(e["val_sq_err"] > 0 for e in ep)
+    assert all(e["val_full_sq_err"] > 0 for e in ep)
     snaps = [e for k, e in ev if k == "snapshot"]
     assert [s["level"] for s in snaps] == [1, 1, 2, 2, 2, 2]  # reconstructions through stages 1..k
     assert snaps[0]["codes"].shape[1] == 24 and snaps[-1]["codes"].shape[1] == 6
@@ -161,3 +163,35 @@ def test_stage_by_stage_mode_pauses_after_each_greedy_stage(shapes):
     ctl = _PauseLog()
     _train(cfg, shapes, control=ctl)
     assert ctl.reasons == ["stage 1 of 3 done", "stage 2 of 3 done", "stage 3 of 3 done; fine-tuning next"]
+
+
+def _np_forward(state: dict, acts: list[tuple[str, str]], x: np.ndarray, upto: int) -> np.ndarray:
+    """Dense untied AE by hand with numpy: encoders 1..upto, then decoders upto..1."""
+    f = {"relu": lambda a: np.maximum(a, 0), "sigmoid": lambda a: 1 / (1 + np.exp(-a)), "linear": lambda a: a}
+    h = x.reshape(len(x), -1).astype(np.float64)
+    for i in range(upto):
+        h = f[acts[i][0]](h @ state[f"encoders.{i}.linear.weight"].T + state[f"encoders.{i}.linear.bias"])
+    for i in reversed(range(upto)):
+        h = f[acts[i][1]](h @ state[f"decoders.{i}.linear.weight"].T + state[f"decoders.{i}.linear.bias"])
+    return ((h - x.reshape(len(x), -1)) ** 2).sum(1).mean()
+
+
+def test_full_network_metric_of_a_greedy_stage_is_the_whole_model(shapes):
+    cfg = RunConfig().with_overrides({"data.name": "shapes", "model.layers": "24,12,6", "train.strategy": "greedy",
+                                      "train.epochs": 1, "train.batch_size": 32})
+    torch.manual_seed(0)
+    model = build_model(cfg, shapes.input_shape)
+    seen = []
+
+    def emit(kind, **e):  # the model exactly as it was when the epoch record was written
+        if kind == "epoch":
+            seen.append((e, {k: v.double().numpy() for k, v in copy.deepcopy(model.state_dict()).items()}))
+
+    T.train(cfg, shapes, model, emit=emit)
+    acts = [(e.act_name, d.act_name) for e, d in zip(model.encoders, model.decoders)]
+    x = shapes.x_val.numpy().astype(np.float64)
+    for k, (rec, state) in enumerate(seen, 1):  # one epoch per stage: record k is stage k of 3
+        assert rec["val_full_sq_err"] == pytest.approx(_np_forward(state, acts, x, 3), rel=1e-4)
+        assert rec["val_stage_sq_err"] == pytest.approx(_np_forward(state, acts, x, k), rel=1e-4)
+    assert seen[0][0]["val_full_sq_err"] != pytest.approx(seen[0][0]["val_stage_sq_err"], rel=1e-3)
+    assert seen[-1][0]["val_full_sq_err"] == seen[-1][0]["val_stage_sq_err"]  # stage n: the same pass, once

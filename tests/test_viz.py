@@ -7,7 +7,8 @@ from aelab import viz
 def epoch_rec(stage, epoch, name, n=100):
     return {"kind": "epoch", "stage": stage, "stage_name": name, "epoch": epoch, "step": epoch * 4,
             "samples": epoch * n, "seconds": epoch * 0.5, "train_loss": 0.3 / epoch, "val_loss": 0.31 / epoch,
-            "val_pixel_loss": 0.3, "val_sq_err": 30.0 / epoch}
+            "gflop": epoch * 0.02, "val_stage_pixel_loss": 0.3, "val_stage_sq_err": 30.0 / epoch,
+            "val_full_sq_err": (30.0 if stage == 2 else 50.0) / epoch}
 
 
 METRICS = [{"kind": "step", "stage": 1, "epoch": 1, "step": 1, "samples": 32, "seconds": 0.1, "loss": 0.7},

@@ -39,8 +39,8 @@ def test_worker_trains_and_writes_a_complete_run(tmp_path, tiny_cfg):
     assert RunConfig.from_dict(json.loads((d / "config.json").read_text())).model.tied
     s = run.summary()
     assert s["status"] == "completed" and s["epochs_completed"] == 2 and s["strategy"] == "end_to_end"
-    for key in ("params", "val_loss", "val_sq_err_per_image", "code_mean_activation", "linear_probe_accuracy",
-                "wall_seconds", "train_samples_per_second"):
+    for key in ("params", "val_full_loss", "val_full_sq_err", "test_full_sq_err", "code_mean_activation", "linear_probe_accuracy",
+                "seconds", "samples_per_second", "gflop"):
         assert s[key] is not None, key
     assert len(run.epochs()) == 2 and len(run.snapshot_files()) == 2
     snap = run.load_snapshot(run.snapshot_files()[-1])

@@ -7,6 +7,7 @@ import streamlit as st
 
 from .. import viz
 from ..embed import align
+from ..metrics import VOCABULARY, header
 from ..runs import Run
 from . import state, views
 
@@ -18,21 +19,29 @@ def label(run: Run) -> str:
             f"{' tied' if m.get('tied') else ''} · {run.id[-4:]}")
 
 
+SUMMARY_COLUMNS = ("params", "test_full_sq_err", "pca_test_sq_err", "code_dim", "linear_probe_accuracy", "gflop",
+                   "seconds", "samples_per_second")
+
+
 def table(runs: list[Run]) -> pd.DataFrame:
+    """One row per run, columns named by the metric vocabulary (the CSV export is this table)."""
     rows = []
     for r in runs:
-        sm = r.summary() or {}
-        code_dim = sm.get("code_dim") or _code_dim(r)
+        sm = dict(r.summary() or {})
+        sm["code_dim"] = sm.get("code_dim") or _code_dim(r)
         try:
-            pca = state.pca_baseline_for(r.config, int(code_dim)) if code_dim else None
+            sm["pca_test_sq_err"] = state.pca_baseline_for(r.config, int(sm["code_dim"])) if sm["code_dim"] else None
         except Exception:  # a dataset that cannot be loaded here, or a damaged config: no baseline, not a crash
-            pca = None
-        rows.append({"run": label(r), "status": r.status().get("status"), "params": sm.get("params"),
-                     "test sq err / image": sm.get("test_sq_err_per_image"),
-                     "PCA, same code size": pca, "code size": code_dim,
-                     "linear probe acc": sm.get("linear_probe_accuracy"), "wall s": sm.get("wall_seconds"),
-                     "samples/s": sm.get("train_samples_per_second"), "run id": r.id})
+            sm["pca_test_sq_err"] = None
+        rows.append({"run": label(r), "status": r.status().get("status"),
+                     **{header(k): sm.get(k) for k in SUMMARY_COLUMNS}, "run id": r.id})
     return pd.DataFrame(rows)
+
+
+def default_axis(runs: list[Run]) -> str:
+    """Equal compute is the fair x axis when strategies differ (a greedy epoch of stage 3 costs a fraction
+    of a full-network epoch); otherwise epochs."""
+    return "gflop" if len({r.config_dict().get("train", {}).get("strategy") for r in runs}) > 1 else "epoch"
 
 
 def _code_dim(run: Run) -> int | None:
@@ -82,3 +91,10 @@ def exports(df: pd.DataFrame, curves: dict, axis: str, grid_images: dict) -> Non
                       key="dl_csv")
     b.download_button("Download figure (PNG)", viz.compare_png(curves, axis, grid_images), "aelab-compare.png",
                       "image/png", key="dl_png")
+
+
+def glossary() -> str:
+    """The compared quantities, defined once in the metric vocabulary."""
+    keys = ("val_full_sq_err", "val_stage_sq_err", "gflop", "test_full_sq_err", "pca_test_sq_err",
+            "linear_probe_accuracy")
+    return "  \n".join(f"**{VOCABULARY[k].label}**: {VOCABULARY[k].definition}." for k in keys)

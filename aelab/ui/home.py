@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ..metrics import header
 from ..presets import PRESETS
 from . import state, views
 
@@ -28,8 +29,8 @@ def page() -> None:
         return
     table = views.runs_table(runs)
     st.dataframe(table, hide_index=True, key="home_runs")
+    err = header("test_full_sq_err")
     for r, line in zip(runs[:6], table.to_dict("records")):
         damage = f" ({line['damage']})" if isinstance(line["damage"], str) else ""
-        st.markdown(f"`{r.id}`: **{line['status']}**{damage}, {line['strategy']}, test sq err / image "
-                    f"{views.fmt(line['test sq err / image'])}")
+        st.markdown(f"`{r.id}`: **{line['status']}**{damage}, {line['strategy']}, {err} {views.fmt(line[err])}")
         views.run_links(r, key=f"home_{r.id}")

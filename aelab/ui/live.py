@@ -11,6 +11,7 @@ import time
 import streamlit as st
 
 from .. import jobs, viz
+from ..metrics import header
 from ..paths import check_data_paths
 from ..runs import LIVE, Run, read_json
 from . import state, views
@@ -18,6 +19,8 @@ from . import state, views
 REFRESH_S = 1.0
 FIRST_POINT_WAIT_S = 1.0  # a warm worker logs its first step ~0.2 s after the click
 FIRST_REFRESH_S = 0.25  # until the first epoch: the first loss points show up at once
+SUMMARY_LINE = (("test_full_sq_err", ".4g"), ("linear_probe_accuracy", ".4g"), ("gflop", ".3g"), ("seconds", ".4g"),
+                ("samples_per_second", ".0f"))
 
 
 def stopping(run: Run, status: dict) -> bool:
@@ -144,6 +147,4 @@ def _draw(run: Run, was_live: bool, early: bool) -> None:
     views.snapshot_view(run, snap, xy, method, key="live", umap_note=views.umap_note(method))
     summary = run.summary()
     if summary:
-        st.caption(f"test sq. error / image {views.fmt(summary.get('test_sq_err_per_image'))}, linear-probe accuracy "
-                   f"{views.fmt(summary.get('linear_probe_accuracy'))}, {views.fmt(summary.get('wall_seconds'))} s, "
-                   f"{views.fmt(summary.get('train_samples_per_second'), '.0f')} samples/s")
+        st.caption(", ".join(f"{header(k)} {views.fmt(summary.get(k), fmt)}" for k, fmt in SUMMARY_LINE))

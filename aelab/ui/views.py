@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from .. import viz
+from ..metrics import header
 from ..runs import DAMAGED, LIVE, Run, Unreadable
 from . import state
 
@@ -66,14 +67,14 @@ def umap_note(method: str) -> str:
     return "PCA (UMAP is off for this server: AELAB_UMAP=0)."
 
 
-_COLUMNS = {"test_sq_err_per_image": "test sq err / image", "linear_probe_accuracy": "probe acc",
-            "wall_seconds": "wall s", "train_samples_per_second": "samples/s"}
+_LISTED = ("params", "test_full_sq_err", "linear_probe_accuracy", "seconds", "samples_per_second")
 
 
 def status_line(run: Run) -> dict:
-    """One row about a run: status, strategy and its key metrics; a damaged run says why in `damage`."""
+    """One row about a run: status, strategy and its key metrics (vocabulary headers); a damaged run says
+    why in `damage`."""
     row = run.listing()
-    return {_COLUMNS.get(k, k): v for k, v in row.items()}
+    return {(header(k) if k in _LISTED else k): v for k, v in row.items()}
 
 
 def runs_table(runs: list[Run]) -> pd.DataFrame:
