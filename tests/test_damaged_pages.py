@@ -131,7 +131,7 @@ def test_compare_with_damaged_runs_picked(runs_dir):
     at.multiselect(key="compare.runs").set_value(picked).run()
     assert not at.exception, at.exception
     df = at.dataframe[0].value.set_index("run id")
-    assert list(df.index) == picked and df.loc[GOOD, "PCA, same code size"] > 0
+    assert list(df.index) == picked and df.loc[GOOD, header("pca_test_sq_err")] > 0
 
 
 def test_payoff_offers_only_the_intact_trained_run(runs_dir):
