@@ -256,6 +256,13 @@ def code_activation(cfg: RunConfig) -> str:
     return cfg.model.activation if a == "same" else a
 
 
+def kl_stages(cfg: RunConfig) -> tuple[int, ...]:
+    """Stages (1-based) whose code is sigmoid, in (0, 1): the only ones KL sparsity is applied to."""
+    n = len(cfg.model.layers)
+    acts = [cfg.model.activation] * (n - 1) + [code_activation(cfg)]
+    return tuple(k for k, act in enumerate(acts, 1) if act == "sigmoid")
+
+
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{key}: {value!r} is not one of {', '.join(allowed)}")

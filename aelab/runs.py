@@ -5,7 +5,8 @@
                   control.json       requests to the worker: pause / resume / stop (atomic)
                   metrics.jsonl      append-only: one JSON record per log step and per epoch
                   probe.npz          fixed probe images (and their corrupted versions), probe labels
-                  snapshots/*.npz    per epoch: reconstructions of the probe images, probe codes
+                  snapshots/*.npz    per epoch: reconstructions of the probe images (from the clean and
+                                     the corrupted inputs), probe codes, the probes.py instruments
                   weights.safetensors, summary.json   at the end (atomic: write then rename)
 
 This module does not train; `RunWriter.emit` is the callback the training loop talks to.
@@ -46,6 +47,10 @@ def _json_default(o):
     if isinstance(o, tuple):
         return list(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    return (images.float().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
 def read_json(path: Path, default=None):
@@ -249,10 +254,15 @@ class RunWriter:
         elif kind == "resumed":
             self.set_status(status="running", message="")
 
-    def _write_snapshot(self, stage, stage_name, epoch, step, level, recon, codes) -> None:
+    def _write_snapshot(self, stage, stage_name, epoch, step, level, recon, codes, probes=None) -> None:
+        """recon: the probe images reconstructed from their clean versions; probes (aelab/probes.py):
+        `denoised` (the same images' outputs from their corrupted versions) and named floats/arrays."""
+        probes = dict(probes or {})
         arrays = {"stage": np.int32(stage), "epoch": np.int32(epoch), "step": np.int64(step),
-                  "level": np.int32(level), "stage_name": np.array(stage_name),
-                  "recon": (recon.float().clamp(0, 1) * 255).round().to(torch.uint8).numpy()}
+                  "level": np.int32(level), "stage_name": np.array(stage_name), "recon": _to_uint8(recon)}
+        if probes.get("denoised") is not None:
+            arrays["denoised"] = _to_uint8(probes.pop("denoised"))
+        arrays.update({k: np.asarray(v) for k, v in probes.items() if v is not None})
         if codes is not None:
             c = codes.float()
             arrays["code_dim"] = np.int32(c.shape[1])
