@@ -90,7 +90,7 @@ def reconstruction_probes(model: AE, probe: ProbeSet, level: int, n_images: int,
     model.eval()
     codes, recon = _outputs(model, probe.x, level, device)
     out = {"clean_sq_err": float(sq_err_per_image(recon, probe.x).mean()),
-           "unit_mean": codes.mean(0).numpy()}
+           "unit_mean": codes.mean(0).numpy(), "probe_images": len(probe.x)}
     if probe.x_noisy is not None:
         _, den = _outputs(model, probe.x_noisy, level, device)
         out["denoised_sq_err"] = float(sq_err_per_image(den, probe.x).mean())

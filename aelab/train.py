@@ -76,6 +76,7 @@ class Context:
     probe: probes.ProbeSet | None = None  # made at the first snapshot (PCA of the train data for linear AEs)
     jacobian_cost: float = 0.0  # seconds the last snapshot with ||J||_F took
     last_jacobian: float = -math.inf
+    jacobian: dict = field(default_factory=dict)  # the last ||J||_F measured and its epoch
 
     def seconds(self) -> float:
         return time.perf_counter() - self._t0 - self._paused
@@ -252,7 +253,8 @@ def _probes(ctx: Context, level: int, edge: bool) -> dict:
     out = probes.snapshot_probes(ctx.model, ctx.probe, level, N_PROBE_IMAGES, ctx.device, jacobian)
     if jacobian:
         ctx.jacobian_cost, ctx.last_jacobian = time.perf_counter() - t, now
-    return out
+        ctx.jacobian = {k: out[k] for k in ("jacobian_fro", "jacobian_images")} | {"jacobian_epoch": ctx.epoch}
+    return {**ctx.jacobian, **out}  # a skipped snapshot repeats the last value, with the epoch it is from
 
 
 def _exact_jacobian_layer(model: AE):

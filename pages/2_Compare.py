@@ -25,7 +25,11 @@ st.plotly_chart(viz.compare_figure(curves, axis), key="cmp_curves")
 df = compare.table(sel)
 st.dataframe(df, hide_index=True, key="cmp_table")
 st.caption("val sq err / image: full-stack squared pixel error per validation image (Hinton & Salakhutdinov's "
-           "measure); PCA: the same measure for PCA with as many components as the code has units.")
+           "measure); PCA: the same measure for PCA with as many components as the code has units. From each "
+           "run's last snapshot, on its fixed probe images: denoised = output from the corrupted input, identity "
+           "= the corrupted input itself (a denoiser must beat it); ||J||_F = the encoder Jacobian's Frobenius "
+           "norm (compare a contractive run with the same architecture without the penalty); for all-linear "
+           "runs, the largest principal angle between the decoder's span and PCA's top-k subspace.")
 grid_images = compare.grids(sel)
 compare.exports(df, curves, axis, grid_images)
 st.subheader("Reconstructions of the same validation images")

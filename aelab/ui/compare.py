@@ -31,8 +31,21 @@ def table(runs: list[Run]) -> pd.DataFrame:
                      "val sq err / image": sm.get("val_sq_err_per_image"),
                      f"PCA, same code size": pca, "code size": code_dim,
                      "linear probe acc": sm.get("linear_probe_accuracy"), "wall s": sm.get("wall_seconds"),
-                     "samples/s": sm.get("train_samples_per_second"), "run id": r.id})
+                     "samples/s": sm.get("train_samples_per_second"), **probe_columns(r.latest_snapshot()),
+                     "run id": r.id})
     return pd.DataFrame(rows)
+
+
+# The last snapshot's instruments (aelab/probes.py), on each run's fixed probe images.
+PROBE_COLUMNS = {"denoised sq err (probe)": "denoised_sq_err", "identity sq err (probe)": "identity_sq_err",
+                 "encoder ||J||_F": "jacobian_fro", "max angle to PCA (deg)": "pca_angles_deg",
+                 "error / PCA (probe)": "pca_ratio"}
+
+
+def probe_columns(snap: dict | None) -> dict:
+    """{column: value or None}; the angle column holds the largest principal angle."""
+    snap = snap or {}
+    return {col: (float(np.max(snap[k])) if k in snap else None) for col, k in PROBE_COLUMNS.items()}
 
 
 def _code_dim(run: Run) -> int | None:
