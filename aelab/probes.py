@@ -24,9 +24,10 @@ from .objectives import corrupt, sq_err_per_image
 
 CHUNK = 1024
 N_JACOBIAN = 256  # probe images whose exact Jacobian is taken, at most
-# Multiply-adds per snapshot for the Jacobian (~0.05 s of matmul on 2 cores; conv runs slower): an exact Jacobian costs min(input, code)
-# passes through the encoder per image, so wide or conv encoders use fewer images (at least 4, the first
-# of the fixed probe set: every snapshot and every run of one architecture measures the same images).
+# Multiply-adds per snapshot for the Jacobian (~0.05 s of matmul on 2 cores; small convs run slower). An
+# exact Jacobian costs min(input, code) passes through the encoder per image, so wide or conv encoders use
+# fewer images (at least 4, always the first of the fixed probe set: every snapshot and every run of one
+# architecture measure the same images).
 JACOBIAN_BUDGET = 5e8
 
 
@@ -53,7 +54,7 @@ def fixed_corruption(x: torch.Tensor, noise: NoiseConfig, seed: int, n_head: int
 def is_linear_dense(model: AE) -> bool:
     """Every layer dense and linear: the case where the AE's optimum spans PCA's subspace."""
     layers = list(model.encoders) + list(model.decoders)
-    return model.kind == "dense" and all(getattr(m, "act_name", "") == "linear" for m in layers)
+    return model.kind == "dense" and all(m.act_name == "linear" for m in layers)
 
 
 def make_probe_set(model: AE, x_train: torch.Tensor, x_val: torch.Tensor, noise: NoiseConfig, seed: int,

@@ -238,8 +238,8 @@ def pca_angles_figure(angles_deg: np.ndarray, ratio: float, height: int = 260) -
     linear AE spans PCA's subspace (Baldi 2012)."""
     a = np.sort(np.asarray(angles_deg, dtype=float))
     fig = go.Figure(go.Bar(x=np.arange(1, len(a) + 1), y=a, marker_color=PALETTE[2]))
-    fig.update_layout(title=f"angles to PCA's top-{len(a)} subspace: largest {a.max():.2g}°; error {ratio:.3f}× PCA's",
-                      height=height, margin=dict(l=10, r=10, t=50, b=10), font=dict(size=13),
+    title = f"angles to PCA's top-{len(a)} subspace: largest {a.max():.2g}°; error {ratio:.3f}× PCA's"
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10), font=dict(size=13),
                       xaxis_title="principal angle (smallest first)", yaxis_title="degrees", uirevision="angles")
     fig.update_yaxes(range=[0, 90])
     return fig

@@ -86,7 +86,8 @@ def denoise(run: Run, model, data) -> None:
         recon = model(ps.x[:8]).clamp(0, 1)
     grid, _ = viz.recon_rows(viz.to_uint8(ps.x[:8]), viz.to_uint8(recon), noisy=viz.to_uint8(ps.x_noisy[:8]),
                              denoised=viz.to_uint8(out["denoised"]))
-    trained = f"trained with {cfg_noise.kind} {cfg_noise.level:g}" if cfg_noise.kind != "none" else "trained without noise"
+    trained = f"trained with {cfg_noise.kind} {cfg_noise.level:g}" if cfg_noise.kind != "none" \
+        else "trained without noise"
     st.image(grid, width="stretch", caption=f"{kind} noise at {level:g} on validation images ({trained})")
     st.markdown(views.denoising_line(out))
 

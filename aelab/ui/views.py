@@ -41,7 +41,8 @@ def denoising_line(snap: dict) -> str | None:
 def jacobian_line(snap: dict) -> str | None:
     if "jacobian_fro" not in snap:
         return None
-    when = "" if int(snap["jacobian_epoch"]) == int(snap["epoch"]) else f", measured at epoch {int(snap['jacobian_epoch'])}"
+    at = int(snap.get("jacobian_epoch", snap["epoch"]))
+    when = "" if at == int(snap["epoch"]) else f", measured at epoch {at}"
     return (f"Encoder ‖J‖_F (exact Jacobian of the code w.r.t. the input, mean over the first "
             f"{int(snap['jacobian_images'])} probe images{when}): **{float(snap['jacobian_fro']):.3g}**")
 
