@@ -33,7 +33,8 @@ def denoising_line(snap: dict) -> str | None:
         return None
     den, ident, clean = (float(snap[k]) for k in ("denoised_sq_err", "identity_sq_err", "clean_sq_err"))
     verdict = "denoises" if den < ident else "does **not** beat its corrupted input"
-    return (f"Denoising, sq. error per image on the {int(snap['probe_images'])} probe images: output from the "
+    n = f"{int(snap['probe_images'])} " if "probe_images" in snap else ""
+    return (f"Denoising, sq. error per image on the {n}probe images: output from the "
             f"corrupted input **{den:.2f}** vs the corrupted input itself (identity) **{ident:.2f}**: it "
             f"{verdict} ({den / ident:.0%} of identity); output from the clean input {clean:.2f}.")
 
