@@ -371,3 +371,10 @@ def validate_for_data(cfg: RunConfig, kind: str, lo: float, hi: float) -> None:
 def code_activation(cfg: RunConfig) -> str:
     a = cfg.model.code_activation
     return cfg.model.activation if a == "same" else a
+
+
+def kl_stages(cfg: RunConfig) -> tuple[int, ...]:
+    """Stages (1-based) whose code is sigmoid, in (0, 1): the only ones KL sparsity is applied to."""
+    n = len(cfg.model.layers)
+    acts = [cfg.model.activation] * (n - 1) + [code_activation(cfg)]
+    return tuple(k for k, act in enumerate(acts, 1) if act == "sigmoid")

@@ -58,6 +58,19 @@ VOCABULARY: dict[str, Metric] = {m.key: m for m in [
            "the configured pixel loss (train.loss) of the whole network on the test split"),
     Metric("pca_test_sq_err", "PCA, same code size", "test sq. err / image",
            "the same test error for PCA fit on the train split with as many components as the code has units"),
+    # instruments of aelab/probes.py: each snapshot, on the run's fixed probe images (validation)
+    Metric("denoised_sq_err", "denoised (probe)", "sq. err / image",
+           "squared error per probe image of the output from the corrupted input, against the clean image"),
+    Metric("identity_sq_err", "identity (probe)", "sq. err / image",
+           "squared error of the corrupted input itself against the clean image: what a denoiser must beat"),
+    Metric("jacobian_fro", "encoder ||J||_F", "",
+           "mean Frobenius norm of the encoder's Jacobian dh/dx on probe images (a contractive penalty lowers "
+           "it: compare with the same architecture without the penalty)"),
+    Metric("pca_angles_deg", "max angle to PCA", "deg",
+           "all-linear runs: the largest principal angle between the decoder's column space and the top-k PCA "
+           "subspace of the train split (0 = the same subspace, Baldi 2012)"),
+    Metric("pca_ratio", "error / PCA (probe)", "",
+           "all-linear runs: the probe images' squared error divided by PCA's with as many components"),
     # end-of-run summary
     Metric("params", "parameters", "", "trainable parameters, a tied weight counted once"),
     Metric("epochs_completed", "epochs", "", "epoch records written"),

@@ -37,11 +37,19 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            {"model.layers": "100,30", "model.tied": True, "model.code_activation": "linear",
             "train.strategy": "greedy", "train.epochs": 15, "train.finetune_epochs": 40,
             "train.batch_size": 32}),
+    # Masking 0.1 barely beat the identity (the corrupted input itself: 8.26 vs 8.47); at 0.3 the
+    # denoised output is clearly better than its input, so the grid shows denoising.
     Preset("stacked-denoising", "Stacked denoising AE",
-           "masking noise on each stage's input, greedy layer-wise pretraining, then fine-tuning (Vincent 2010)",
+           "30 % masking noise on each stage's input, greedy layer-wise pretraining, then fine-tuning "
+           "(Vincent 2010); the grid shows the output from the corrupted input",
            {"model.layers": "256,64,32", "model.code_activation": "linear", "noise.kind": "masking",
-            "noise.level": 0.1, "train.strategy": "greedy", "train.epochs": 10, "train.finetune_epochs": 35,
+            "noise.level": 0.3, "train.strategy": "greedy", "train.epochs": 10, "train.finetune_epochs": 35,
             "train.batch_size": 32}),
+    Preset("denoising-gaussian", "Denoising AE (Gaussian noise)",
+           "Gaussian noise (sigma 0.4) on the input, trained end-to-end to give back the clean image: "
+           "its output error is far below the noisy input's own",
+           {"model.layers": "256,64,32", "model.code_activation": "linear", "noise.kind": "gaussian",
+            "noise.level": 0.4, "train.epochs": 30, "train.batch_size": 32}),
     Preset("sparse-kl", "Sparse AE (KL)",
            "a sigmoid code pushed to a mean activation of 0.05 by a KL penalty",
            {"model.layers": "128", "model.activation": "sigmoid", "sparsity.kind": "kl",
@@ -60,7 +68,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            {"model.kind": "conv", "model.layers": "16,8", "train.epochs": 10, "train.batch_size": 64,
             "train.lr": 3e-3}),
     Preset("hinton-2006", "Hinton & Salakhutdinov 2006",
-           "784-1000-500-250-30, greedy layer-wise pretraining then end-to-end fine-tuning",
+           "784-1000-500-250-30, greedy layer-wise pretraining then end-to-end fine-tuning; the stages are "
+           "ReLU autoencoders trained with Adam, not the paper's RBMs",
            {"model.layers": "1000,500,250,30", "model.code_activation": "linear", "train.strategy": "greedy",
             "train.epochs": 4, "train.finetune_epochs": 30, "train.batch_size": 64}),
 ]}

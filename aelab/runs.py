@@ -5,7 +5,8 @@
                   control.json       requests to the worker: pause / resume / stop (atomic)
                   metrics.jsonl      append-only: one JSON record per log step and per epoch
                   probe.npz          fixed probe images (and their corrupted versions), probe labels
-                  snapshots/*.npz    per epoch: reconstructions of the probe images, probe codes
+                  snapshots/*.npz    per epoch: reconstructions of the probe images (from the clean and
+                                     the corrupted inputs), probe codes, the probes.py instruments
                   weights.safetensors, summary.json   at the end (atomic: write then rename)
 
 Readers never crash on a damaged file: it is skipped and `Run.damage()` names it and says why. Writes
@@ -36,6 +37,10 @@ FINAL = ("completed", "stopped", "diverged", "failed", "interrupted", "cancelled
 DAMAGED = "damaged"  # how listings show a run with an unreadable part (`Run.damage()` says which and why)
 MAX_STORED_CODE_DIM = 64  # wider codes are stored as their top-64 principal components (UMAP's usual prep)
 HEARTBEAT_S = 2.0
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    return (images.float().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
 def finite_or_none(v):
@@ -396,10 +401,15 @@ class RunWriter:
         elif kind == "resumed":
             self.set_status(status="running", message="")
 
-    def _write_snapshot(self, stage, stage_name, epoch, step, level, recon, codes) -> None:
+    def _write_snapshot(self, stage, stage_name, epoch, step, level, recon, codes, probes=None) -> None:
+        """recon: the probe images reconstructed from their clean versions; probes (aelab/probes.py):
+        `denoised` (the same images' outputs from their corrupted versions) and named floats/arrays."""
+        probes = dict(probes or {})
         arrays = {"stage": np.int32(stage), "epoch": np.int32(epoch), "step": np.int64(step),
-                  "level": np.int32(level), "stage_name": np.array(stage_name),
-                  "recon": (recon.float().clamp(0, 1) * 255).round().to(torch.uint8).numpy()}
+                  "level": np.int32(level), "stage_name": np.array(stage_name), "recon": _to_uint8(recon)}
+        if probes.get("denoised") is not None:
+            arrays["denoised"] = _to_uint8(probes.pop("denoised"))
+        arrays.update({k: np.asarray(v) for k, v in probes.items() if v is not None})
         if codes is not None:
             c = codes.float()
             arrays["code_dim"] = np.int32(c.shape[1])

@@ -14,8 +14,8 @@ from typing import Callable
 
 import torch
 
-from . import flops
-from .config import RunConfig
+from . import flops, probes
+from .config import RunConfig, SparsityConfig, kl_stages
 from .data import Data
 from .model import AE, Dense, StageAE
 from .objectives import (contractive_penalty, corrupt, reconstruction_loss, sparsity_penalty,
@@ -24,6 +24,7 @@ from .objectives import (contractive_penalty, corrupt, reconstruction_loss, spar
 N_PROBE_IMAGES = 16  # reconstructions shown in the grid
 N_PROBE_CODES = 2000  # validation points whose codes are mapped in 2-D
 SNAPSHOT_EVERY_S = 1.0  # the live grid/map refresh about once a second; every stage's ends always kept
+JACOBIAN_SHARE = 0.1  # the exact ||J||_F (costly for wide/conv encoders) takes at most this share of the time
 LOG_EVERY_S = 0.25  # step records: often enough for a live chart, rare enough to cost nothing
 EVAL_CHUNK = 1024
 
@@ -75,6 +76,10 @@ class Context:
     _t0: float = field(default_factory=time.perf_counter)
     last_snapshot: float = 0.0
     _paused: float = 0.0
+    probe: probes.ProbeSet | None = None  # made at the first snapshot (PCA of the train data for linear AEs)
+    jacobian_cost: float = 0.0  # seconds the last snapshot with ||J||_F took
+    last_jacobian: float = -math.inf
+    jacobian: dict = field(default_factory=dict)  # the last ||J||_F measured and its epoch
 
     def seconds(self) -> float:
         return time.perf_counter() - self._t0 - self._paused
@@ -127,6 +132,7 @@ def fit(net, encode, x_in: torch.Tensor, stage: Stage, ctx: Context, params, los
     """Train `net` (x -> x_hat, code by `encode`) on x_in for stage.epochs, emitting events."""
     cfg = ctx.cfg
     opt = make_optimizer(params, cfg)
+    sparsity = stage_sparsity(cfg, stage.level)
     n, bs = len(x_in), cfg.train.batch_size
     last_log, run_loss, run_n = 0.0, torch.zeros((), device=ctx.device), 0
     for ep in range(stage.epochs):
@@ -142,7 +148,7 @@ def fit(net, encode, x_in: torch.Tensor, stage: Stage, ctx: Context, params, los
             xc = corrupt(xb, cfg.noise, gen)
             code = encode(xc)
             loss = reconstruction_loss(net.decode(code), xb, loss_name)
-            loss = loss + sparsity_penalty(code, cfg.sparsity)
+            loss = loss + sparsity_penalty(code, sparsity)
             if cfg.contractive.weight:
                 loss = loss + contractive_penalty(encode, xc, code, cfg.contractive, contract_layer)
             opt.zero_grad(set_to_none=True)
@@ -168,6 +174,14 @@ def fit(net, encode, x_in: torch.Tensor, stage: Stage, ctx: Context, params, los
             raise Diverged()
         end_of_epoch(ctx, stage, train_loss, loss_name, net, encode, edge=ep in (0, stage.epochs - 1))
         _check_control(ctx)
+
+
+def stage_sparsity(cfg: RunConfig, level: int) -> SparsityConfig:
+    """The sparsity penalty on the code h_level: KL(rho || rho_hat) only means something for units in
+    (0, 1), so a greedy stage with a ReLU/tanh/linear code gets none (L1 applies to any code)."""
+    if cfg.sparsity.kind == "kl" and level not in kl_stages(cfg):
+        return SparsityConfig()
+    return cfg.sparsity
 
 
 def _check_control(ctx: Context) -> None:
@@ -247,7 +261,24 @@ def end_of_epoch(ctx: Context, stage: Stage, train_loss: float, loss_name: str, 
         probe = d.x_val[:N_PROBE_IMAGES].to(dev)
         recon = model.decode(model.encode(probe, upto=stage.level), frm=stage.level).clamp(0, 1).cpu()
     ctx.emit("snapshot", stage=stage.index, stage_name=stage.name, epoch=ctx.epoch, step=ctx.step,
-             level=stage.level, recon=recon, codes=codes)
+             level=stage.level, recon=recon, codes=codes, probes=_probes(ctx, stage.level, edge))
+
+
+def _probes(ctx: Context, level: int, edge: bool) -> dict:
+    """The snapshot's instruments (aelab/probes.py) on the run's fixed probe set: the first N_PROBE_CODES
+    validation images, corrupted once as the worker's probe.npz shows them (seed + 1). ||J||_F is taken
+    at a stage's edges and otherwise only while it costs under JACOBIAN_SHARE of the time since the last."""
+    d, cfg = ctx.data, ctx.cfg
+    if ctx.probe is None:
+        ctx.probe = probes.make_probe_set(ctx.model, d.x_train, d.x_val, cfg.noise, cfg.train.seed + 1,
+                                          N_PROBE_CODES, N_PROBE_IMAGES)
+    now, t = ctx.seconds(), time.perf_counter()
+    jacobian = edge or ctx.jacobian_cost <= JACOBIAN_SHARE * (now - ctx.last_jacobian)
+    out = probes.snapshot_probes(ctx.model, ctx.probe, level, N_PROBE_IMAGES, ctx.device, jacobian)
+    if jacobian:
+        ctx.jacobian_cost, ctx.last_jacobian = time.perf_counter() - t, now
+        ctx.jacobian = {k: out[k] for k in ("jacobian_fro", "jacobian_images")} | {"jacobian_epoch": ctx.epoch}
+    return {**ctx.jacobian, **out}  # a skipped snapshot repeats the last value, with the epoch it is from
 
 
 def _exact_jacobian_layer(model: AE):

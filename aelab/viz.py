@@ -45,17 +45,45 @@ def to_uint8(x) -> np.ndarray:
     return (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
 
 
-def recon_rows(images: np.ndarray, recon: np.ndarray, noisy: np.ndarray | None = None, n: int = 8):
-    """Stacked rows: originals / corrupted inputs (when given) / reconstructions.
+# Row names of the reconstruction grid: the caption's short form, and the label drawn in the figure.
+ROWS = {"clean": "clean", "noisy": "corrupted input\n(what the\nnetwork sees)",
+        "denoised": "output from the\ncorrupted input", "recon": "output from the\nclean input",
+        "original": "original", "reconstruction": "reconstruction"}
 
-    Returns (grid image, row labels). Tabular rows (N, D) are drawn as 1-pixel-high strips.
+
+def recon_rows(images: np.ndarray, recon: np.ndarray, noisy: np.ndarray | None = None,
+               denoised: np.ndarray | None = None, n: int = 8):
+    """Labelled rows of probe images. With noise: clean / corrupted (what the network sees) / the output
+    from the corrupted input (the denoising result) / the output from the clean input; the third row is
+    left out for snapshots saved before it existed. Without noise: original / reconstruction.
+
+    Returns (grid image with the row labels drawn at its left, row names). Tabular rows (N, D) are drawn
+    as strips.
     """
-    rows = [("original", images[:n])]
     if noisy is not None and not np.array_equal(noisy, images):
-        rows.append(("corrupted input", noisy[:n]))
-    rows.append(("reconstruction", recon[:n]))
-    cells = np.concatenate([_as_images(r) for _, r in rows])
-    return image_grid(cells, nrow=min(n, len(images))), [name for name, _ in rows]
+        rows = [("clean", images), ("noisy", noisy)] + ([("denoised", denoised)] if denoised is not None else [])
+        rows.append(("recon", recon))
+    else:
+        rows = [("original", images), ("reconstruction", recon)]
+    cells = np.concatenate([_as_images(r[:n]) for _, r in rows])
+    grid = image_grid(cells, nrow=min(n, len(images)))
+    return label_rows(grid, [ROWS[name] for name, _ in rows]), [ROWS[name].replace("\n", " ") for name, _ in rows]
+
+
+def label_rows(grid: np.ndarray, labels: list[str], pad: int = 2) -> np.ndarray:
+    """The grid with a white margin at its left holding each row's label, centred on the row."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    row_h = (grid.shape[0] - pad) / len(labels)  # make_grid: cell + padding per row, one more padding
+    font = ImageFont.load_default(size=int(np.clip(row_h / 4.5, 10, 18)))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width = 12 + max(probe.multiline_textbbox((0, 0), t, font=font)[2] for t in labels)
+    margin = Image.new("RGB", (width, grid.shape[0]), "white")
+    draw = ImageDraw.Draw(margin)
+    for i, text in enumerate(labels):
+        draw.multiline_text((width - 6, pad + i * row_h + (row_h - pad) / 2), text, fill=(40, 40, 40),
+                            font=font, anchor="rm", align="right")
+    return np.concatenate([np.asarray(margin), grid], axis=1)
 
 
 def _as_images(a: np.ndarray) -> np.ndarray:
@@ -214,6 +242,32 @@ def histogram_figure(counts: np.ndarray, edges: np.ndarray, title: str = "code a
     fig = go.Figure(go.Bar(x=centers, y=counts, width=np.diff(edges), marker_color=PALETTE[4]))
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10), font=dict(size=14),
                       xaxis_title="activation", yaxis_title="count", bargap=0)
+    return fig
+
+
+def unit_activation_figure(unit_mean: np.ndarray, target: float | None = None, height: int = 260) -> go.Figure:
+    """Mean activation of each code unit on the probe set (bars), the sparsity target rho as a line."""
+    fig = go.Figure(go.Bar(x=np.arange(1, len(unit_mean) + 1), y=unit_mean, marker_color=PALETTE[0],
+                           name="mean activation"))
+    if target is not None:
+        fig.add_hline(y=target, line=dict(color=PALETTE[3], dash="dash", width=2),
+                      annotation_text=f"target ρ = {target:g}", annotation_position="top right")
+    over = f", {np.mean(unit_mean):.3g} on average" if len(unit_mean) else ""
+    fig.update_layout(title=f"mean activation per code unit{over}", height=height, bargap=0.1,
+                      margin=dict(l=10, r=10, t=50, b=10), font=dict(size=13), xaxis_title="code unit",
+                      yaxis_title="mean on probe set", uirevision="units")
+    return fig
+
+
+def pca_angles_figure(angles_deg: np.ndarray, ratio: float, height: int = 260) -> go.Figure:
+    """Principal angles between the decoder's column space and PCA's top-k subspace: all ~0 when the
+    linear AE spans PCA's subspace (Baldi 2012)."""
+    a = np.sort(np.asarray(angles_deg, dtype=float))
+    fig = go.Figure(go.Bar(x=np.arange(1, len(a) + 1), y=a, marker_color=PALETTE[2]))
+    title = f"angles to PCA's top-{len(a)} subspace: largest {a.max():.2g}°; error {ratio:.3f}× PCA's"
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10), font=dict(size=13),
+                      xaxis_title="principal angle (smallest first)", yaxis_title="degrees", uirevision="angles")
+    fig.update_yaxes(range=[0, 90])
     return fig
 
 

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from aelab.metrics import header, label
+from aelab.presets import PRESETS
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TINY = {"data.name": "shapes", "model.layers": "32,8", "train.epochs": 2, "train.batch_size": 32}
@@ -82,7 +83,7 @@ def set_widgets(at, values: dict):
 def test_home_shows_presets_and_links_to_train(runs_dir):
     at = app()
     links = [p.proto.query_string for p in at.get("page_link")]
-    assert sum("preset=" in q for q in links) == 9
+    assert sum("preset=" in q for q in links) == len(PRESETS)
     assert "No runs yet" in at.info[0].value
 
 
@@ -109,7 +110,8 @@ def test_preset_link_and_url_reproduce_a_setup(runs_dir):
 def greedy_run(runs_dir):
     """A stage-by-stage greedy run launched and driven through the Train page."""
     at = app("pages/1_Train.py")
-    set_widgets(at, {**TINY, "train.strategy": "greedy", "train.pause_after_stage": True})
+    set_widgets(at, {**TINY, "train.strategy": "greedy", "train.pause_after_stage": True, "noise.kind": "masking",
+                     "noise.level": 0.3})
     at.button(key="launch").click().run()
     assert not at.exception, at.exception
     run_id = qp(at, "run")
@@ -131,7 +133,10 @@ def test_train_page_runs_live_and_stage_by_stage(greedy_run):
     assert {label("val_full_sq_err"), label("val_stage_sq_err")} <= traces  # stage 1 of 2: both curves
     assert any(t.startswith("code map h2 (PCA)") for t in figs)
     assert any(t.startswith("code activations") for t in figs)
-    assert len(at.image) == 1 and "original" in at.image[0].proto.imgs[0].caption
+    assert len(at.image) == 1 and "output from the corrupted input" in at.image[0].proto.imgs[0].caption
+    text = " ".join(m.value for m in at.markdown)
+    assert "vs the corrupted input itself (identity)" in text and "Encoder ‖J‖_F" in text
+    assert any(t.startswith("mean activation per code unit") for t in figs)
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +144,8 @@ def two_runs(greedy_run, runs_dir):
     from aelab.config import RunConfig
     from aelab.worker import start_run
 
-    run, proc = start_run(RunConfig(name="e2e").with_overrides({**TINY, "model.tied": True}), runs_dir)
+    linear = {"model.activation": "linear", "train.loss": "mse"}  # a linear AE: its angles to PCA are shown
+    run, proc = start_run(RunConfig(name="e2e").with_overrides({**TINY, **linear, "model.tied": True}), runs_dir)
     assert proc.wait(timeout=120) == 0
     return greedy_run[1], run.id
 
@@ -159,6 +165,10 @@ def test_compare_page(two_runs):
     df = at.dataframe[0].value
     assert len(df) == 2 and df[header("pca_test_sq_err")].notna().all()
     assert df[header("linear_probe_accuracy")].notna().all() and (df[header("gflop")] > 0).all()
+    assert df[header("jacobian_fro")].notna().all()
+    noisy = df["run"].str.contains("greedy")  # the greedy run has masking noise, the linear one none
+    assert df[header("denoised_sq_err")].notna().tolist() == noisy.tolist()
+    assert df[header("pca_angles_deg")].notna().tolist() == (~noisy).tolist()
     assert len(at.get("download_button")) == 2
     assert len(at.image) == 2 and sum(t.startswith("code map") for t in figs) == 2
 
@@ -172,6 +182,7 @@ def test_inspect_page_replays_and_probes_the_model(two_runs):
     assert [s.value for s in at.subheader] == ["Replay", "First-layer filters", "Interpolation through the code",
                                                 "Denoising demo", "Worst-reconstructed validation images"]
     assert len(at.image) == 5
+    assert sum("vs the corrupted input itself (identity)" in m.value for m in at.markdown) == 2  # replay, demo
     at.selectbox(key="inspect.noise.kind").set_value("gaussian").run()
     assert not at.exception, at.exception
 

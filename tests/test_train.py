@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from aelab import train as T
-from aelab.config import RunConfig
+from aelab.config import RunConfig, kl_stages
 from aelab.data import load_data
 from aelab.evaluate import pca_baseline, sq_err_per_image
 from aelab.model import build_model
@@ -195,3 +195,28 @@ def test_full_network_metric_of_a_greedy_stage_is_the_whole_model(shapes):
         assert rec["val_stage_sq_err"] == pytest.approx(_np_forward(state, acts, x, k), rel=1e-4)
     assert seen[0][0]["val_full_sq_err"] != pytest.approx(seen[0][0]["val_stage_sq_err"], rel=1e-3)
     assert seen[-1][0]["val_full_sq_err"] == seen[-1][0]["val_stage_sq_err"]  # stage n: the same pass, once
+
+
+def test_kl_sparsity_never_touches_a_relu_stage(shapes):
+    """Greedy, ReLU stage 1 and a sigmoid code: KL acts on stage 2 only; stage 1 trains exactly as without it."""
+    base = RunConfig().with_overrides({"data.name": "shapes", "model.layers": "16,8", "model.activation": "relu",
+                                       "model.code_activation": "sigmoid", "train.strategy": "greedy",
+                                       "train.epochs": 2, "train.batch_size": 32})
+    kl = base.with_overrides({"sparsity.kind": "kl", "sparsity.target": 0.05, "sparsity.weight": 0.5})
+    assert kl_stages(kl) == (2,)
+    runs = [_epochs(_train(cfg, shapes)[2]) for cfg in (base, kl)]
+    stage = [[e["train_loss"] for e in run if e["stage"] == k] for run in runs for k in (1, 2)]
+    assert stage[0] == stage[2]  # stage 1 (ReLU): identical losses with and without KL configured
+    assert stage[1] != stage[3]  # stage 2 (sigmoid code): the KL term is there
+    assert T.stage_sparsity(kl, 1).kind == "none" and T.stage_sparsity(kl, 2).kind == "kl"
+    l1 = base.with_overrides({"sparsity.kind": "l1", "sparsity.weight": 0.1})
+    assert T.stage_sparsity(l1, 1).kind == "l1"  # L1 needs no range: every stage keeps it
+
+
+def test_snapshots_carry_the_probe_instruments_and_throttle_the_jacobian(shapes, tiny_cfg):
+    _, _, ev = _train(tiny_cfg.with_overrides({"train.epochs": 3}), shapes)
+    snaps = [e for k, e in ev if k == "snapshot"]
+    assert snaps and all("clean_sq_err" in s["probes"] and "unit_mean" in s["probes"] for s in snaps)
+    for s in (snaps[0], snaps[-1]):  # a stage's edges always measure ||J||_F afresh
+        assert s["probes"]["jacobian_epoch"] == s["epoch"] and s["probes"]["jacobian_fro"] > 0
+    assert "denoised" not in snaps[0]["probes"]  # no noise configured: no denoising row

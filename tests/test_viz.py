@@ -32,12 +32,28 @@ def test_end_to_end_has_no_stage_shading_and_other_axes():
     assert len(fig.data) == 2 and list(fig.data[0].x) == [100, 200]
 
 
-def test_grids_upscale_small_images_and_stack_rows():
-    imgs = np.random.default_rng(0).integers(0, 255, (16, 1, 8, 8), dtype=np.uint8)
-    grid, rows = viz.recon_rows(imgs, imgs, noisy=255 - imgs)
-    assert rows == ["original", "corrupted input", "reconstruction"]
-    assert grid.dtype == np.uint8 and grid.shape[2] == 3 and grid.shape[0] >= 3 * viz.MIN_CELL_PX
+def test_grids_upscale_small_images_and_stack_labelled_rows():
+    rng = np.random.default_rng(0)
+    imgs, out = (rng.integers(0, 255, (16, 1, 8, 8), dtype=np.uint8) for _ in range(2))
+    grid, rows = viz.recon_rows(imgs, out, noisy=255 - imgs, denoised=out // 2)
+    assert rows == ["clean", "corrupted input (what the network sees)", "output from the corrupted input",
+                    "output from the clean input"]
+    assert grid.dtype == np.uint8 and grid.shape[2] == 3 and grid.shape[0] >= 4 * viz.MIN_CELL_PX
+    plain = viz.image_grid(np.concatenate([imgs[:8], 255 - imgs[:8], out[:8] // 2, out[:8]]))
+    assert grid.shape[0] == plain.shape[0] and grid.shape[1] > plain.shape[1]  # a label margin at the left
+    np.testing.assert_array_equal(grid[:, -plain.shape[1]:], plain)  # the cells are the rows asked for
+    margin = grid[:, : grid.shape[1] - plain.shape[1]]
+    assert (margin < 128).any() and (margin == 255).mean() > 0.7  # dark label text on white
     assert viz.recon_rows(imgs, imgs, noisy=imgs)[1] == ["original", "reconstruction"]  # no noise: no row
+    assert len(viz.recon_rows(imgs, imgs, noisy=255 - imgs)[1]) == 3  # an old snapshot without the denoised row
+
+
+def test_unit_activation_and_pca_angle_figures():
+    fig = viz.unit_activation_figure(np.array([0.1, 0.02, 0.05]), target=0.05)
+    assert list(fig.data[0].y) == [0.1, 0.02, 0.05] and fig.layout.shapes[0].y0 == 0.05
+    assert not viz.unit_activation_figure(np.array([0.3, 0.4])).layout.shapes  # no rho without KL
+    fig = viz.pca_angles_figure(np.array([30.0, 0.5, 2.0]), 1.004)
+    assert list(fig.data[0].y) == [0.5, 2.0, 30.0] and "largest 30°" in fig.layout.title.text
 
 
 def test_architecture_figure_marks_code_and_tied_pairs():

@@ -33,8 +33,9 @@ def table(runs: list[Run]) -> pd.DataFrame:
             sm["pca_test_sq_err"] = state.pca_baseline_for(r.config, int(sm["code_dim"])) if sm["code_dim"] else None
         except Exception:  # a dataset that cannot be loaded here, or a damaged config: no baseline, not a crash
             sm["pca_test_sq_err"] = None
+        sm.update(probe_values(r.latest_snapshot()))
         rows.append({"run": label(r), "status": r.status().get("status"),
-                     **{header(k): sm.get(k) for k in SUMMARY_COLUMNS}, "run id": r.id})
+                     **{header(k): sm.get(k) for k in SUMMARY_COLUMNS + PROBE_COLUMNS}, "run id": r.id})
     return pd.DataFrame(rows)
 
 
@@ -42,6 +43,16 @@ def default_axis(runs: list[Run]) -> str:
     """Equal compute is the fair x axis when strategies differ (a greedy epoch of stage 3 costs a fraction
     of a full-network epoch); otherwise epochs."""
     return "gflop" if len({r.config_dict().get("train", {}).get("strategy") for r in runs}) > 1 else "epoch"
+
+
+# The last snapshot's instruments (aelab/probes.py), on each run's fixed probe images.
+PROBE_COLUMNS = ("denoised_sq_err", "identity_sq_err", "jacobian_fro", "pca_angles_deg", "pca_ratio")
+
+
+def probe_values(snap: dict | None) -> dict:
+    """{key: value or None}; for the angles, the largest principal angle."""
+    snap = snap or {}
+    return {k: (float(np.max(snap[k])) if k in snap else None) for k in PROBE_COLUMNS}
 
 
 def _code_dim(run: Run) -> int | None:
@@ -96,5 +107,5 @@ def exports(df: pd.DataFrame, curves: dict, axis: str, grid_images: dict) -> Non
 def glossary() -> str:
     """The compared quantities, defined once in the metric vocabulary."""
     keys = ("val_full_sq_err", "val_stage_sq_err", "gflop", "test_full_sq_err", "pca_test_sq_err",
-            "linear_probe_accuracy")
+            "linear_probe_accuracy") + PROBE_COLUMNS
     return "  \n".join(f"**{VOCABULARY[k].label}**: {VOCABULARY[k].definition}." for k in keys)

@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from .. import viz
+from .. import probes, viz
 from ..config import NOISE_KINDS, NoiseConfig
 from ..embed import REQUEST_FILE
 from ..runs import LIVE, Run, Unreadable
@@ -70,19 +70,30 @@ def interpolation(run: Run, model, data) -> None:
     st.image(viz.image_grid(imgs, nrow=len(imgs)), caption="A, decoded interpolation of the codes, B")
 
 
-def denoise(run: Run, model, data) -> None:
-    a, b = st.columns(2)
-    kind = a.selectbox("noise", [k for k in NOISE_KINDS if k != "none"], key="inspect.noise.kind")
-    level = b.slider("level", 0.05, 0.9, 0.3, 0.05, key="inspect.noise.level")
-    x = data.x_val[:8]
-    gen = torch.Generator().manual_seed(0)
-    from ..objectives import corrupt
+DENOISE_IMAGES = 500  # validation images the demo's errors are measured on (the grid shows the first 8)
 
-    noisy = corrupt(x, NoiseConfig(kind, level), gen)
+
+def denoise(run: Run, model, data) -> None:
+    """Corrupt validation images with any noise; show the model's outputs and its error next to the
+    identity baseline (the corrupted input itself), on the same images."""
+    a, b = st.columns(2)
+    cfg_noise = run.config.noise
+    kinds = [k for k in NOISE_KINDS if k != "none"]
+    kind = a.selectbox("noise", kinds, index=kinds.index(cfg_noise.kind) if cfg_noise.kind in kinds else 0,
+                       key="inspect.noise.kind")
+    level = b.slider("level", 0.05, 0.9, cfg_noise.level if cfg_noise.kind != "none" else 0.3, 0.05,
+                     key="inspect.noise.level")
+    ps = probes.ProbeSet(data.x_val[:DENOISE_IMAGES], None)
+    ps.x_noisy = probes.fixed_corruption(ps.x, NoiseConfig(kind, level), 0, 8)
+    out = probes.reconstruction_probes(model, ps, model.n_stages, 8, "cpu")
     with torch.no_grad():
-        out = model(noisy).clamp(0, 1)
-    imgs = np.concatenate([viz.to_uint8(x), viz.to_uint8(noisy), viz.to_uint8(out)])
-    st.image(viz.image_grid(imgs, nrow=len(x)), caption="rows: clean / corrupted input / the model's output")
+        recon = model(ps.x[:8]).clamp(0, 1)
+    grid, _ = viz.recon_rows(viz.to_uint8(ps.x[:8]), viz.to_uint8(recon), noisy=viz.to_uint8(ps.x_noisy[:8]),
+                             denoised=viz.to_uint8(out["denoised"]))
+    trained = f"trained with {cfg_noise.kind} {cfg_noise.level:g}" if cfg_noise.kind != "none" \
+        else "trained without noise"
+    st.image(grid, width="stretch", caption=f"{kind} noise at {level:g} on validation images ({trained})")
+    st.markdown(views.denoising_line(out))
 
 
 def worst(run: Run, model, data, k: int = 8) -> None:

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from .. import viz
+from ..config import kl_stages
 from ..metrics import header
 from ..runs import DAMAGED, LIVE, Run, Unreadable
 from . import state
@@ -18,13 +19,63 @@ def snapshot_title(snap: dict) -> str:
 
 
 def recon_image(run: Run, snap: dict, probe: dict | None, n: int = 8):
-    """Grid of original / corrupted / reconstructed probe images and its caption."""
+    """Labelled grid of the probe images (clean / corrupted / output from the corrupted input / output from
+    the clean input when the run has noise) and its caption."""
     if probe is None:
         return None, ""
-    grid, rows = viz.recon_rows(probe["images"], snap["recon"], probe.get("noisy"), n=n)
+    grid, rows = viz.recon_rows(probe["images"], snap["recon"], probe.get("noisy"), snap.get("denoised"), n=n)
     greedy = run.config_dict().get("train", {}).get("strategy") == "greedy"
     depth = f" through stages 1..{int(snap['level'])}" if greedy else ""
     return grid, f"rows: {' / '.join(rows)}{depth} ({snapshot_title(snap)})"
+
+
+def denoising_line(snap: dict) -> str | None:
+    """The denoising error next to the identity baseline (the corrupted input taken as the answer)."""
+    if "denoised_sq_err" not in snap:
+        return None
+    den, ident, clean = (float(snap[k]) for k in ("denoised_sq_err", "identity_sq_err", "clean_sq_err"))
+    verdict = "denoises" if den < ident else "does **not** beat its corrupted input"
+    n = f"{int(snap['probe_images'])} " if "probe_images" in snap else ""
+    return (f"Denoising, sq. error per image on the {n}probe images: output from the "
+            f"corrupted input **{den:.2f}** vs the corrupted input itself (identity) **{ident:.2f}**: it "
+            f"{verdict} ({den / ident:.0%} of identity); output from the clean input {clean:.2f}.")
+
+
+def jacobian_line(snap: dict) -> str | None:
+    if "jacobian_fro" not in snap:
+        return None
+    at = int(snap.get("jacobian_epoch", snap["epoch"]))
+    when = "" if at == int(snap["epoch"]) else f", measured at epoch {at}"
+    return (f"Encoder ‖J‖_F (exact Jacobian of the code w.r.t. the input, mean over the first "
+            f"{int(snap['jacobian_images'])} probe images{when}): **{float(snap['jacobian_fro']):.3g}**")
+
+
+def kl_note(cfg) -> str | None:
+    """Which greedy stages the KL penalty acts on (only sigmoid codes: KL needs units in (0, 1))."""
+    stages = kl_stages(cfg)
+    n = len(cfg.model.layers)
+    if cfg.sparsity.kind != "kl" or cfg.train.strategy != "greedy" or len(stages) == n:
+        return None
+    others = [k for k in range(1, n + 1) if k not in stages]
+    return (f"KL sparsity applies to {_stages(stages)} (sigmoid code) only; {_stages(others)} "
+            f"({cfg.model.activation} codes, not in (0, 1)) get no KL term.")
+
+
+def _stages(ks) -> str:
+    return f"stage{'s' if len(ks) > 1 else ''} {', '.join(map(str, ks))}"
+
+
+def probe_panels(run: Run, snap: dict, key: str) -> None:
+    """The theory made visible: contraction, sparsity per unit, and for linear AEs the angles to PCA."""
+    cfg = run.config
+    for line in (jacobian_line(snap), kl_note(cfg)):
+        if line:
+            st.markdown(line)
+    if "unit_mean" in snap:
+        rho = cfg.sparsity.target if cfg.sparsity.kind == "kl" else None
+        st.plotly_chart(viz.unit_activation_figure(snap["unit_mean"], rho), key=f"{key}_units")
+    if "pca_angles_deg" in snap:
+        st.plotly_chart(viz.pca_angles_figure(snap["pca_angles_deg"], float(snap["pca_ratio"])), key=f"{key}_pca")
 
 
 def code_map(run: Run, xy, method: str, snap: dict, probe: dict | None, ranges=None, key: str = "map",
@@ -39,7 +90,8 @@ def code_map(run: Run, xy, method: str, snap: dict, probe: dict | None, ranges=N
 
 
 def snapshot_view(run: Run, snap: dict, xy, method: str, key: str, umap_note: str = "") -> None:
-    """Reconstruction grid and code map side by side, activation histogram below."""
+    """Reconstruction grid (with the denoising error) and code map side by side, activation histogram
+    below; the probe instruments (||J||_F, per-unit activation, angles to PCA) under the map."""
     probe = run.probe()
     left, right = st.columns([5, 6])
     with left:
@@ -47,6 +99,8 @@ def snapshot_view(run: Run, snap: dict, xy, method: str, key: str, umap_note: st
         if grid is not None:
             st.markdown("**Reconstructions of fixed validation images**")
             st.image(grid, caption=caption, width="stretch")
+        if denoising_line(snap):
+            st.markdown(denoising_line(snap))
         if "hist_counts" in snap:
             title = f"code activations: mean {float(snap['code_mean']):.3g}, {int(snap['code_dim'])} units"
             st.plotly_chart(viz.histogram_figure(snap["hist_counts"], snap["hist_edges"], title), key=f"{key}_hist")
@@ -54,6 +108,7 @@ def snapshot_view(run: Run, snap: dict, xy, method: str, key: str, umap_note: st
         code_map(run, xy, method, snap, probe, key=f"{key}_map")
         if umap_note:
             st.caption(umap_note)
+        probe_panels(run, snap, key)
 
 
 def umap_note(method: str) -> str:
