@@ -1,7 +1,7 @@
 """Train: build an autoencoder, launch it in the worker, watch it learn live."""
 import streamlit as st
 
-from aelab.ui import arch, build, frame, live
+from aelab.ui import arch, build, frame, live, views
 
 frame.ensure()
 st.title("Train")
@@ -10,6 +10,8 @@ with left:
     cfg, err = build.build_panel()
     if err:
         st.error(err)
+    elif note := views.kl_note(cfg):
+        st.info(note)
     if st.button("Launch", key="launch", type="primary", disabled=cfg is None, width="stretch",
                  help="start training in the background worker"):
         run = live.launch(cfg)
