@@ -67,12 +67,15 @@ def _stages(ks) -> str:
 
 def probe_panels(run: Run, snap: dict, key: str) -> None:
     """The theory made visible: contraction, sparsity per unit, and for linear AEs the angles to PCA."""
-    cfg = run.config
-    for line in (jacobian_line(snap), kl_note(cfg)):
+    try:
+        cfg = run.config
+    except Unreadable:  # a damaged config: the snapshot's own numbers still draw, the KL facts do not
+        cfg = None
+    for line in (jacobian_line(snap), cfg and kl_note(cfg)):
         if line:
             st.markdown(line)
     if "unit_mean" in snap:
-        rho = cfg.sparsity.target if cfg.sparsity.kind == "kl" else None
+        rho = cfg.sparsity.target if cfg is not None and cfg.sparsity.kind == "kl" else None
         st.plotly_chart(viz.unit_activation_figure(snap["unit_mean"], rho), key=f"{key}_units")
     if "pca_angles_deg" in snap:
         st.plotly_chart(viz.pca_angles_figure(snap["pca_angles_deg"], float(snap["pca_ratio"])), key=f"{key}_pca")
