@@ -14,7 +14,7 @@ from aelab import jobs
 from aelab import train as T
 from aelab.model import build_model
 from aelab.runs import Run, RunStore
-from aelab.worker import CHECKPOINT_ENV, start_resume, start_run
+from aelab.worker import CHECKPOINT_ENV, execute, start_resume, start_run
 
 
 @pytest.fixture(autouse=True)
@@ -112,24 +112,28 @@ def _wait(cond, timeout=120, what="condition"):
 
 def test_killed_worker_resumes_to_completion(tmp_path, tiny_cfg, monkeypatch):
     monkeypatch.setenv(CHECKPOINT_ENV, "0")  # a checkpoint at every control check
-    run, proc = start_run(tiny_cfg.with_overrides({"train.epochs": 30, "noise.kind": "gaussian",
+    run, proc = start_run(tiny_cfg.with_overrides({"train.epochs": 40, "noise.kind": "gaussian",
                                                    "noise.level": 0.2}), tmp_path)
-    _wait(lambda: (run.dir / "checkpoint.pt").exists() and len(run.epochs()) >= 2, what="a checkpoint")
+    _wait(lambda: (run.dir / "checkpoint.pt").exists(), what="a checkpoint")
+    run.request("pause")  # held at a control check, with records written after the last checkpoint
+    _wait(lambda: run.status()["status"] == "paused", what="the pause")
     os.kill(proc.pid, signal.SIGKILL)  # no chance to save anything more
     proc.wait()
     _wait(lambda: run.status()["status"] == "interrupted", what="the run to read interrupted")
-    assert run.resumable()
+    at = Run(run.dir).checkpoint()["counters"]
+    assert run.resumable() and run.metrics()[-1]["step"] >= at["step"]
+    monkeypatch.setenv(CHECKPOINT_ENV, "1000")  # the rest without durable writes at every check
     proc = start_resume(Run(run.dir))
     assert proc.wait(timeout=120) == 0
     run = Run(run.dir)
     assert run.status()["status"] == "completed" and run.summary()["status"] == "completed"
     assert jobs.state(run.dir) == "completed" and run.has_weights() and not run.damage()
-    assert [e["epoch"] for e in run.epochs()] == list(range(1, 31))  # no duplicates, no gaps
-    steps = [r["step"] for r in run.metrics()]
-    assert steps == sorted(steps) and len(set(steps)) >= len(steps) - 30  # an epoch record shares its step
-    assert run.summary()["epochs_completed"] == 30
+    assert [e["epoch"] for e in run.epochs()] == list(range(1, 41))  # no duplicates, no gaps
+    assert run.summary()["epochs_completed"] == 40 and run.summary()["steps"] == run.epochs()[-1]["step"]
+    steps = [r["step"] for r in run.metrics() if r["kind"] == "step"]
+    assert steps == sorted(set(steps))  # the step records the kill cut off were dropped, not repeated
     snaps = [int(p.stem) for p in run.snapshot_files()]
-    assert snaps == sorted(set(snaps)) and snaps[-1] == 30
+    assert snaps == sorted(set(snaps)) and snaps[-1] == 40
 
 
 def test_only_an_interrupted_run_with_a_checkpoint_resumes(tmp_path, tiny_cfg):
@@ -147,11 +151,11 @@ def test_train_page_offers_resume_for_an_interrupted_run(tmp_path, tiny_cfg, mon
 
     monkeypatch.setenv("AELAB_RUNS_DIR", str(tmp_path))
     monkeypatch.setenv("AELAB_UMAP", "0")
-    monkeypatch.setenv(CHECKPOINT_ENV, "0")
-    run, proc = start_run(tiny_cfg.with_overrides({"train.epochs": 2000}), tmp_path)
-    _wait(lambda: (run.dir / "checkpoint.pt").exists() and run.epochs(), what="a checkpoint")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    run = RunStore(tmp_path).create(tiny_cfg.with_overrides({"train.epochs": 1}))
+    execute(run)  # in this process: its one stage ends with a checkpoint
+    n_epochs = len(run.epochs())
+    (run.dir / "summary.json").unlink()  # then, by hand, as a killed worker leaves it
+    (run.dir / "status.json").write_text(json.dumps(dict(run.status(), status="interrupted")))
 
     def page():
         at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
@@ -161,12 +165,12 @@ def test_train_page_offers_resume_for_an_interrupted_run(tmp_path, tiny_cfg, mon
         assert not at.exception, at.exception
         return at
     at = page()
-    keys = {b.key for b in at.button}
-    assert {"rerun", "resume_run"} <= keys
+    assert {"rerun", "resume_run"} <= {b.key for b in at.button}
     at.button(key="resume_run").click().run()
     assert not at.exception, at.exception
-    _wait(lambda: Run(run.dir).status()["status"] in ("running", "paused") and len(Run(run.dir).metrics()) > 0,
-          what="the resumed run to train")
     assert at.query_params["run"] in (run.id, [run.id])  # the same run goes on, no new one
-    Run(run.dir).request("stop")
-    _wait(lambda: Run(run.dir).status()["status"] == "stopped", what="the resumed run to stop")
+    _wait(lambda: Run(run.dir).status()["status"] == "completed", what="the resumed run to end")
+    assert len(Run(run.dir).epochs()) == n_epochs and Run(run.dir).summary()["status"] == "completed"
+    (run.dir / "status.json").write_text(json.dumps(dict(run.status(), status="interrupted")))
+    (run.dir / "checkpoint.pt").unlink()
+    assert "resume_run" not in {b.key for b in page().button}  # nothing to continue from: Re-run only
