@@ -194,6 +194,7 @@ def _checkpoint(ctx: Context, stage: Stage, opt, gen, position: dict, force: boo
     if not force and ctx.seconds() - ctx.last_checkpoint < ctx.checkpoint_every_s:
         return
     ctx.last_checkpoint = ctx.seconds()
+    # the state's tensors are the live ones: a subscriber serialises them before it returns
     ctx.emit("checkpoint", state=dict(
         position, stage=stage.index, model=ctx.model.state_dict(), optimizer=opt.state_dict(),
         gen=gen.get_state(), torch_rng=torch.get_rng_state(), counters=counters(ctx), seconds=ctx.seconds()))

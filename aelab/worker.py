@@ -24,7 +24,7 @@ import torch
 from . import jobs
 from .config import RunConfig, validate, validate_for_data
 from .jobs.record import CANCEL_FILE
-from .runs import Run, RunStore, RunWriter, StoreWriteError, atomic_write_json, read_json
+from .runs import Run, RunStore, RunWriter, StoreWriteError, Unreadable, atomic_write_json, read_json
 
 POLL_S = 0.1  # how often the control file is looked at (a stat call) while training
 SHARE_S = 2.0  # how often a running job re-reads how many jobs share the cores, and re-sets its threads
@@ -238,6 +238,10 @@ def prepare_resume(run: Run, pid: int | None = None) -> None:
         why = "it has no checkpoint" if run.status().get("status") == "interrupted" else \
             f"it is {run.status().get('status')}, not interrupted"
         raise ValueError(f"run {run.id}: cannot resume: {why}")
+    try:
+        run.checkpoint()  # read now, so a damaged one is named here and not in a worker's log
+    except Unreadable as e:
+        raise ValueError(f"run {run.id}: cannot resume: {e}") from None
     jobs.prepare(run.dir, "train", queue=jobs.Queue(), pid=pid)  # first: then "queued" is judged live
     ctl = read_json(run.dir / "control.json", {})
     atomic_write_json(run.dir / "control.json", dict(ctl, command="run"))

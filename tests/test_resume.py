@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from aelab import jobs
+from aelab import cli, jobs
 from aelab import train as T
 from aelab.model import build_model
 from aelab.runs import Run, RunStore
@@ -123,8 +123,7 @@ def test_killed_worker_resumes_to_completion(tmp_path, tiny_cfg, monkeypatch):
     at = Run(run.dir).checkpoint()["counters"]
     assert run.resumable() and run.metrics()[-1]["step"] >= at["step"]
     monkeypatch.setenv(CHECKPOINT_ENV, "1000")  # the rest without durable writes at every check
-    proc = start_resume(Run(run.dir))
-    assert proc.wait(timeout=120) == 0
+    assert cli.main(["resume", str(run.dir)]) == 0  # follows the resumed worker to its end
     run = Run(run.dir)
     assert run.status()["status"] == "completed" and run.summary()["status"] == "completed"
     assert jobs.state(run.dir) == "completed" and run.has_weights() and not run.damage()
@@ -144,6 +143,19 @@ def test_only_an_interrupted_run_with_a_checkpoint_resumes(tmp_path, tiny_cfg):
     (run.dir / "status.json").write_text(json.dumps({"status": "interrupted"}))
     with pytest.raises(ValueError, match="no checkpoint"):
         start_resume(run)
+    (run.dir / "checkpoint.pt").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(ValueError, match="checkpoint.pt: not a readable checkpoint"):
+        start_resume(run)
+    assert jobs.read(run.dir) is None  # nothing was queued
+
+
+def test_cli_resume_names_what_is_wrong(tmp_path, tiny_cfg, capsys):
+    run = RunStore(tmp_path).create(tiny_cfg)
+    (run.dir / "status.json").write_text(json.dumps({"status": "interrupted"}))
+    assert cli.main(["resume", str(run.dir)]) == 2 and "no checkpoint" in capsys.readouterr().err
+    assert cli.main(["resume", str(tmp_path / "nope")]) == 2 and "RUN_DIR" in capsys.readouterr().err
+    assert cli.main(["train", "--resume", str(run.dir), "--set", "train.epochs=3"]) == 2
+    assert "--resume" in capsys.readouterr().err
 
 
 def test_train_page_offers_resume_for_an_interrupted_run(tmp_path, tiny_cfg, monkeypatch):
