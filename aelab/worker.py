@@ -24,7 +24,7 @@ import torch
 from . import jobs
 from .config import RunConfig, validate, validate_for_data
 from .jobs.record import CANCEL_FILE
-from .runs import Run, RunStore, RunWriter, StoreWriteError, Unreadable, atomic_write_json, read_json
+from .runs import CHECKPOINT, Run, RunStore, RunWriter, StoreWriteError, Unreadable, atomic_write_json, read_json
 
 POLL_S = 0.1  # how often the control file is looked at (a stat call) while training
 SHARE_S = 2.0  # how often a running job re-reads how many jobs share the cores, and re-sets its threads
@@ -204,6 +204,8 @@ def _finish(writer: RunWriter, run: Run, cfg, model, ctx, summary: dict) -> dict
             summary["message"] += f" (evaluation failed: {type(e).__name__}: {e})"
     for k in keys:
         summary.setdefault(k, None)
+    if summary["status"] == "completed":  # nothing left to resume: drop the weights' 3x-size copy
+        (run.dir / CHECKPOINT).unlink(missing_ok=True)
     try:
         writer.finish(summary)
     except StoreWriteError as e:  # no summary on disk: the status alone says why (if even that fits)

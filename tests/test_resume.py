@@ -13,7 +13,7 @@ import torch
 from aelab import cli, jobs
 from aelab import train as T
 from aelab.model import build_model
-from aelab.runs import Run, RunStore
+from aelab.runs import Run, RunStore, RunWriter
 from aelab.worker import CHECKPOINT_ENV, execute, start_resume, start_run
 
 
@@ -163,11 +163,17 @@ def test_train_page_offers_resume_for_an_interrupted_run(tmp_path, tiny_cfg, mon
 
     monkeypatch.setenv("AELAB_RUNS_DIR", str(tmp_path))
     monkeypatch.setenv("AELAB_UMAP", "0")
-    run = RunStore(tmp_path).create(tiny_cfg.with_overrides({"train.epochs": 1}))
-    execute(run)  # in this process: its one stage ends with a checkpoint
-    n_epochs = len(run.epochs())
-    (run.dir / "summary.json").unlink()  # then, by hand, as a killed worker leaves it
-    (run.dir / "status.json").write_text(json.dumps(dict(run.status(), status="interrupted")))
+    monkeypatch.setenv(CHECKPOINT_ENV, "0")
+    run = RunStore(tmp_path).create(tiny_cfg)
+    emit = RunWriter.emit
+
+    def ctrl_c_after_first_checkpoint(self, kind, **kw):
+        emit(self, kind, **kw)
+        if kind == "checkpoint":
+            raise KeyboardInterrupt
+    with monkeypatch.context() as m:
+        m.setattr(RunWriter, "emit", ctrl_c_after_first_checkpoint)
+        assert execute(run)["status"] == "interrupted"  # in this process, as a Ctrl-C leaves it
 
     def page():
         at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
@@ -182,7 +188,7 @@ def test_train_page_offers_resume_for_an_interrupted_run(tmp_path, tiny_cfg, mon
     assert not at.exception, at.exception
     assert at.query_params["run"] in (run.id, [run.id])  # the same run goes on, no new one
     _wait(lambda: Run(run.dir).status()["status"] == "completed", what="the resumed run to end")
-    assert len(Run(run.dir).epochs()) == n_epochs and Run(run.dir).summary()["status"] == "completed"
+    assert [e["epoch"] for e in Run(run.dir).epochs()] == [1, 2] and Run(run.dir).summary()["status"] == "completed"
+    assert not (run.dir / "checkpoint.pt").exists()  # a completed run has nothing left to resume
     (run.dir / "status.json").write_text(json.dumps(dict(run.status(), status="interrupted")))
-    (run.dir / "checkpoint.pt").unlink()
     assert "resume_run" not in {b.key for b in page().button}  # nothing to continue from: Re-run only
