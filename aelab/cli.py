@@ -1,4 +1,4 @@
-"""`python -m aelab ...`: the headless face of the lab (presets, train, runs, pca, payoff).
+"""`python -m aelab ...`: the headless face of the lab (presets, train, resume, runs, pca, payoff).
 
 Each command builds a config, calls the library and prints; training goes through the same worker
 process the app uses.
