@@ -1,4 +1,4 @@
-"""`python -m aelab ...`: the headless face of the lab (presets, train, runs, pca, payoff).
+"""`python -m aelab ...`: the headless face of the lab (presets, train, resume, runs, pca, payoff).
 
 Each command builds a config, calls the library and prints; training goes through the same worker
 process the app uses.
@@ -45,13 +45,33 @@ def cmd_presets(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from tqdm import tqdm
-
     from .worker import start_run
 
+    if args.resume:
+        if args.preset or args.config or args.set:
+            raise ValueError("--resume: a resumed run keeps its own config; drop --preset/--config/--set")
+        return cmd_resume(argparse.Namespace(run_dir=args.resume))
     cfg = _build_config(args)
     run, proc = start_run(cfg, args.runs_dir)
-    bar = tqdm(total=None, unit="epoch", desc=cfg.name or "train", file=sys.stderr, dynamic_ncols=True)
+    return _follow(run, proc, cfg.name or "train")
+
+
+def cmd_resume(args) -> int:
+    """Continue an interrupted run from its checkpoint, in its own folder."""
+    from .runs import Run
+    from .worker import start_resume
+
+    run = Run(args.run_dir)
+    if not (run.dir / "config.json").exists():
+        raise ValueError(f"RUN_DIR: {args.run_dir} is not a run folder")
+    return _follow(run, start_resume(run), run.config.name or "resume")
+
+
+def _follow(run, proc, desc: str) -> int:
+    """A progress bar until the worker ends (Ctrl-C asks it to stop); prints the outcome and the folder."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, unit="epoch", desc=desc, file=sys.stderr, dynamic_ncols=True)
     try:
         while proc.poll() is None:
             _update_bar(bar, run)
@@ -138,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--config", help="JSON file with config sections to apply on top")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override, e.g. train.epochs=5")
     t.add_argument("--runs-dir", default="runs")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue this interrupted run instead (same as `resume`)")
     t.set_defaults(fn=cmd_train)
+    u = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint, in its folder")
+    u.add_argument("run_dir", metavar="RUN_DIR")
+    u.set_defaults(fn=cmd_resume)
     r = sub.add_parser("runs", help="list runs in the run store")
     r.add_argument("--runs-dir", default="runs")
     r.set_defaults(fn=cmd_runs)

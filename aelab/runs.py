@@ -8,6 +8,7 @@
                   snapshots/*.npz    per epoch: reconstructions of the probe images (from the clean and
                                      the corrupted inputs), probe codes, the probes.py instruments
                   weights.safetensors, summary.json   at the end (atomic: write then rename)
+                  checkpoint.pt      while training: what a resumed run continues from (atomic, durable)
 
 Readers never crash on a damaged file: it is skipped and `Run.damage()` names it and says why. Writes
 that fail (a full disk) raise StoreWriteError, which the worker turns into a `failed` run.
@@ -37,6 +38,7 @@ FINAL = ("completed", "stopped", "diverged", "failed", "interrupted", "cancelled
 DAMAGED = "damaged"  # how listings show a run with an unreadable part (`Run.damage()` says which and why)
 MAX_STORED_CODE_DIM = 64  # wider codes are stored as their top-64 principal components (UMAP's usual prep)
 HEARTBEAT_S = 2.0
+CHECKPOINT = "checkpoint.pt"
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -77,6 +79,11 @@ class Run:
         self._metrics_lines = 0  # complete lines read so far, to name a bad one by its number
         self.bad_metric_lines: list[int] = []  # 1-based numbers of complete lines that were skipped
         self._metrics_error: str | None = None
+        self._metrics_ino = None
+
+    def _forget_metrics(self) -> None:
+        self._metrics_cache, self._metrics_offset, self._metrics_lines = [], 0, 0
+        self.bad_metric_lines = []
 
     def __repr__(self):
         return f"Run({self.id!r})"
@@ -164,6 +171,9 @@ class Run:
         `bad_metric_lines` (the records before and after it still read)."""
         try:
             with open(self.dir / "metrics.jsonl", "rb") as f:
+                if os.fstat(f.fileno()).st_ino != self._metrics_ino:  # rewound by a resume: read it anew
+                    self._forget_metrics()
+                    self._metrics_ino = os.fstat(f.fileno()).st_ino
                 f.seek(self._metrics_offset)
                 chunk = f.read()
         except FileNotFoundError:
@@ -291,6 +301,37 @@ class Run:
     def has_weights(self) -> bool:
         return (self.dir / "weights.safetensors").exists()
 
+    def resumable(self) -> bool:
+        """Interrupted (killed, crashed, Ctrl-C) with a checkpoint to continue from."""
+        return self.status().get("status") == "interrupted" and (self.dir / CHECKPOINT).exists()
+
+    def checkpoint(self) -> dict | None:
+        """The last checkpoint's state (tensors on the CPU), None when there is none; Unreadable if damaged."""
+        path = self.dir / CHECKPOINT
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # truncated or foreign: torch raises several kinds
+            raise Unreadable(f"{CHECKPOINT}: not a readable checkpoint ({str(e)[:80]})") from None
+
+    def rewind(self, state: dict) -> None:
+        """Make the folder what it was when `state` was saved, so the resumed run appends to it: metrics
+        cut to the records written by then, later snapshots and the interrupted run's ending removed."""
+        path = self.dir / "metrics.jsonl"
+        if path.exists():  # a new file (not truncated in place): readers see its new inode and read it anew
+            with open(path, "rb") as f:
+                atomic_write(path, f.read(state["store"]["metrics_bytes"]))
+        self._forget_metrics()
+        kept = {Path(name).stem for name in state["store"]["snapshots"]}
+        for p in (self.dir / "snapshots").glob("*"):  # snapshots after it, and their stored layouts
+            if p.name.split(".")[0] not in kept:
+                p.unlink(missing_ok=True)
+        for name in ("summary.json", "weights.safetensors", "error.txt"):
+            (self.dir / name).unlink(missing_ok=True)
+        for tmp in self.dir.glob(f".{CHECKPOINT}.*.tmp"):  # left by a kill during a checkpoint write
+            tmp.unlink(missing_ok=True)
+
 
 _INTS = ("stage", "epoch", "step", "samples")
 _FIELDS = {"step": (_INTS, ("seconds",), ("loss",)),  # (ints, numbers, numbers or None) of each kind
@@ -396,6 +437,8 @@ class RunWriter:
             self.set_status(stage=kw["stage"], stage_name=kw["stage_name"], level=kw["level"], status="running")
         elif kind == "snapshot":
             self._write_snapshot(**kw)
+        elif kind == "checkpoint":
+            self._write_checkpoint(kw["state"])
         elif kind == "paused":
             self.set_status(status="paused", message=kw["reason"])
         elif kind == "resumed":
@@ -425,6 +468,15 @@ class RunWriter:
         np.savez(buf, **arrays)
         with writing("saving a snapshot"):
             atomic_write(self.dir / "snapshots" / f"{epoch:05d}.npz", buf.getvalue())
+
+    def _write_checkpoint(self, state: dict) -> None:
+        """checkpoint.pt, with what the folder held at that moment (for `Run.rewind`). Durable: a power
+        cut must not leave an empty file in place of the last good checkpoint."""
+        with writing("writing metrics"):
+            self._metrics.flush()
+        store = {"metrics_bytes": self._metrics.tell(), "snapshots": [p.name for p in self.run.snapshot_files()]}
+        with writing("saving a checkpoint"):
+            atomic_write(self.dir / CHECKPOINT, lambda tmp: torch.save(dict(state, store=store), tmp), durable=True)
 
     def write_probe(self, **arrays) -> None:
         buf = io.BytesIO()

@@ -4,12 +4,18 @@ The loop slices mini-batches from in-memory tensors, emits small events (`step`,
 `snapshot`) to a callback and asks a `Control` whether to pause or stop between batches. It never
 writes files or knows a UI exists: the run store subscribes to the events. Record keys are the metric
 vocabulary's (`metrics.py`); the compute counter (`gflop`) comes from `flops.py`.
+
+Checkpoints: at every stage end, and at a control check once CHECKPOINT_EVERY_S have passed, the loop
+emits a `checkpoint` event carrying everything needed to continue (weights, optimiser, RNG states, the
+position in the epoch and its shuffle, the context's counters); `restore` puts such a state back and
+`run` then continues where it was taken. On CPU the continued run ends bit-identical to an uninterrupted
+one; on CUDA it continues from the same state, but CUDA kernels do not promise bitwise-equal results.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import torch
@@ -27,6 +33,7 @@ SNAPSHOT_EVERY_S = 1.0  # the live grid/map refresh about once a second; every s
 JACOBIAN_SHARE = 0.1  # the exact ||J||_F (costly for wide/conv encoders) takes at most this share of the time
 LOG_EVERY_S = 0.25  # step records: often enough for a live chart, rare enough to cost nothing
 EVAL_CHUNK = 1024
+CHECKPOINT_EVERY_S = 25.0  # checked every LOG_EVERY_S, so a kill loses under 30 s of training
 
 
 class Stopped(Exception):
@@ -80,6 +87,9 @@ class Context:
     jacobian_cost: float = 0.0  # seconds the last snapshot with ||J||_F took
     last_jacobian: float = -math.inf
     jacobian: dict = field(default_factory=dict)  # the last ||J||_F measured and its epoch
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S
+    last_checkpoint: float = 0.0
+    resume: dict | None = None  # a checkpoint state to continue from (see `restore`); fit consumes it
 
     def seconds(self) -> float:
         return time.perf_counter() - self._t0 - self._paused
@@ -135,15 +145,21 @@ def fit(net, encode, x_in: torch.Tensor, stage: Stage, ctx: Context, params, los
     sparsity = stage_sparsity(cfg, stage.level)
     n, bs = len(x_in), cfg.train.batch_size
     last_log, run_loss, run_n = 0.0, torch.zeros((), device=ctx.device), 0
-    for ep in range(stage.epochs):
+    at = _resume_point(ctx, stage, opt)
+    for ep in range(at["epoch_in_stage"] if at else 0, stage.epochs):
         if cfg.train.schedule == "cosine":
             for group in opt.param_groups:
                 group["lr"] = cfg.train.lr * 0.5 * (1 + math.cos(math.pi * ep / stage.epochs))
         net.train()
-        ctx.epoch += 1
-        ep_loss, ep_n = torch.zeros((), device=ctx.device), 0
-        perm = torch.randperm(n, generator=gen, device=gen.device)
-        for i in range(0, n, bs):
+        if at and at["perm"] is not None:  # resumed mid-epoch: the same shuffle, from the next batch
+            perm, start, ep_loss, ep_n, last_log = (at["perm"].to(x_in.device), at["offset"], at["ep_loss"],
+                                                    at["ep_n"], at["last_log"])
+        else:
+            ctx.epoch += 1
+            ep_loss, ep_n, start = torch.zeros((), device=ctx.device), 0, 0
+            perm = torch.randperm(n, generator=gen, device=gen.device)
+        at = None
+        for i in range(start, n, bs):
             xb = x_in[perm[i:i + bs]]
             xc = corrupt(xb, cfg.noise, gen)
             code = encode(xc)
@@ -169,11 +185,61 @@ def fit(net, encode, x_in: torch.Tensor, stage: Stage, ctx: Context, params, los
                 ctx.emit("step", stage=stage.index, **ctx.axes(), loss=value)
                 last_log, run_loss, run_n = now, torch.zeros((), device=ctx.device), 0
                 _check_control(ctx)
+                _checkpoint(ctx, stage, opt, gen, dict(epoch_in_stage=ep, offset=i + bs, perm=perm,
+                                                       ep_loss=ep_loss, ep_n=ep_n, last_log=last_log))
         train_loss = (ep_loss / max(ep_n, 1)).item()
         if not math.isfinite(train_loss):
             raise Diverged()
         end_of_epoch(ctx, stage, train_loss, loss_name, net, encode, edge=ep in (0, stage.epochs - 1))
         _check_control(ctx)
+        _checkpoint(ctx, stage, opt, gen, dict(epoch_in_stage=ep + 1, offset=0, perm=None),
+                    force=ep == stage.epochs - 1)  # every stage end: a kill between stages loses nothing
+
+
+_NOT_COUNTERS = ("n_stages_total", "checkpoint_every_s")
+
+
+def counters(ctx: Context) -> dict:
+    """The context's numeric fields (step, samples, epoch, ... and any counter added later)."""
+    values = {f.name: getattr(ctx, f.name) for f in fields(ctx)
+              if not f.name.startswith("_") and f.name not in _NOT_COUNTERS}
+    return {k: v for k, v in values.items() if isinstance(v, (int, float, torch.Tensor))}
+
+
+def _checkpoint(ctx: Context, stage: Stage, opt, gen, position: dict, force: bool = False) -> None:
+    """Emit a checkpoint (position: where the next batch starts) when due; wall-clock timing decides
+    only when, never what: nothing here touches the weights or the random streams."""
+    if not force and ctx.seconds() - ctx.last_checkpoint < ctx.checkpoint_every_s:
+        return
+    ctx.last_checkpoint = ctx.seconds()
+    # the state's tensors are the live ones: a subscriber serialises them before it returns
+    ctx.emit("checkpoint", state=dict(
+        position, stage=stage.index, model=ctx.model.state_dict(), optimizer=opt.state_dict(),
+        gen=gen.get_state(), torch_rng=torch.get_rng_state(), counters=counters(ctx), seconds=ctx.seconds()))
+
+
+def restore(ctx: Context, state: dict) -> None:
+    """Put a checkpoint state back into ctx (weights, global RNG, counters, clock); `run` continues it."""
+    ctx.model.load_state_dict(state["model"])
+    torch.set_rng_state(state["torch_rng"])
+    for k, v in state["counters"].items():
+        setattr(ctx, k, v)
+    ctx._t0, ctx._paused = time.perf_counter() - state["seconds"], 0.0
+    ctx.resume = state
+
+
+def _resume_point(ctx: Context, stage: Stage, opt) -> dict | None:
+    """The checkpoint state if it was taken in this stage (then consumed, with its optimiser state)."""
+    if ctx.resume is None or ctx.resume["stage"] != stage.index:
+        return None
+    at, ctx.resume = ctx.resume, None
+    opt.load_state_dict(at["optimizer"])
+    return at
+
+
+def _done(ctx: Context, stage: Stage) -> bool:
+    """A stage the checkpoint being resumed has already finished."""
+    return ctx.resume is not None and stage.index < ctx.resume["stage"]
 
 
 def stage_sparsity(cfg: RunConfig, level: int) -> SparsityConfig:
@@ -298,6 +364,7 @@ def train_greedy(ctx: Context, stages: list[Stage], gen) -> None:
     x = ctx.data.x_train.to(ctx.device)
     h = x
     for stage in stages:
+        done = _done(ctx, stage)  # resuming later: recompute its codes h, do not train it again
         if stage.name == "fine-tune":
             for p in model.parameters():
                 p.requires_grad_(True)
@@ -314,16 +381,18 @@ def train_greedy(ctx: Context, stages: list[Stage], gen) -> None:
         # Stage 1 reconstructs pixels with the configured loss; later stages reconstruct their input codes.
         loss_name = cfg.train.loss if k == 1 else "mse"
         layer = model.encoders[k - 1] if net.encoder_is_single_dense() else None
-        _run_stage(ctx, stage, net, net.encode, h, params, loss_name, layer, gen)
+        if not done:
+            _run_stage(ctx, stage, net, net.encode, h, params, loss_name, layer, gen)
         if k < model.n_stages:
             with torch.no_grad():  # the frozen codes h_k that stage k+1 learns to reconstruct
                 model.eval()
                 h = torch.cat([net.encode(h[i:i + EVAL_CHUNK]) for i in range(0, len(h), EVAL_CHUNK)])
-            ctx.macs += flops.cache_macs_per_sample(model, k) * len(h)  # training work: counted
+            if not done:  # training work, counted once (a resumed run's counters already hold it)
+                ctx.macs += flops.cache_macs_per_sample(model, k) * len(h)
             more = k < model.n_stages or cfg.train.finetune_epochs
-            if more and ctx.control.pause_after_stage:
+            if more and ctx.control.pause_after_stage and not done:
                 ctx.pause_here(f"stage {k} of {model.n_stages} done")
-        elif cfg.train.finetune_epochs and ctx.control.pause_after_stage:
+        elif cfg.train.finetune_epochs and ctx.control.pause_after_stage and not done:
             ctx.pause_here(f"stage {k} of {model.n_stages} done; fine-tuning next")
     for p in model.parameters():
         p.requires_grad_(True)
@@ -353,6 +422,8 @@ def run(ctx: Context) -> None:
     (steps, samples, seconds) stay readable in ctx either way."""
     gen = torch.Generator(device=ctx.device)
     gen.manual_seed(ctx.cfg.train.seed)
+    if ctx.resume is not None:
+        gen.set_state(ctx.resume["gen"])
     STRATEGIES[ctx.cfg.train.strategy](ctx, plan_stages(ctx.cfg, ctx.model.n_stages), gen)
 
 

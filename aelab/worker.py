@@ -5,7 +5,8 @@ warm process waiting so a click starts training without paying the torch import)
 `python -m aelab.worker` through the job system (aelab.jobs): the run folder is the job's folder, the
 worker waits in the machine's queue for a slot, then calls `execute(run)` with its fair share of the
 cores. Callers only poll the run store and write control requests; nothing else crosses the process
-boundary.
+boundary. An interrupted run with a checkpoint is resumed the same way (`start_resume`,
+`WorkerPool.resume`): the worker finds checkpoint.pt in the folder and continues from it.
 """
 from __future__ import annotations
 
@@ -22,13 +23,15 @@ import torch
 
 from . import jobs
 from .config import RunConfig, validate, validate_for_data
-from .runs import Run, RunStore, RunWriter, StoreWriteError, read_json
+from .jobs.record import CANCEL_FILE
+from .runs import CHECKPOINT, Run, RunStore, RunWriter, StoreWriteError, Unreadable, atomic_write_json, read_json
 
 POLL_S = 0.1  # how often the control file is looked at (a stat call) while training
 SHARE_S = 2.0  # how often a running job re-reads how many jobs share the cores, and re-sets its threads
 JOB_STATE = {"completed": "completed", "stopped": "completed", "diverged": "failed", "failed": "failed",
              "interrupted": "interrupted"}  # run outcome -> job state (the run's status says more)
 DIVERGED_HINT = "the loss became NaN/inf: lower train.lr (e.g. by 10x) or the regulariser weights"
+CHECKPOINT_ENV = "AELAB_CHECKPOINT_EVERY_S"  # seconds between checkpoints (tests lower it)
 
 
 class FileControl:
@@ -110,6 +113,9 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
     from .model import build_model, count_params
     from .objectives import corrupt
 
+    checkpoint = run.checkpoint()  # a resumed run: the folder goes back to that moment, then appends
+    if checkpoint is not None:
+        run.rewind(checkpoint)
     writer = RunWriter(run)
     job = jobs.Job(run.dir, "train", queue=queue)
     control = FileControl(run, job if queue else None)
@@ -140,6 +146,9 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
                            labels=(data.y_val[: T.N_PROBE_CODES].numpy() if data.y_val is not None else []),
                            classes=data.classes or [])
         ctx = T.make_context(cfg, data, model, emit=writer.emit, control=control)
+        ctx.checkpoint_every_s = float(os.environ.get(CHECKPOINT_ENV, T.CHECKPOINT_EVERY_S))
+        if checkpoint is not None:
+            T.restore(ctx, checkpoint)
         T.run(ctx)
         summary["status"] = "completed"
     except T.Stopped:
@@ -196,6 +205,8 @@ def _finish(writer: RunWriter, run: Run, cfg, model, ctx, summary: dict) -> dict
             summary["message"] += f" (evaluation failed: {type(e).__name__}: {e})"
     for k in keys:
         summary.setdefault(k, None)
+    if summary["status"] == "completed":  # nothing left to resume: drop the weights' 3x-size copy
+        (run.dir / CHECKPOINT).unlink(missing_ok=True)
     try:
         writer.finish(summary)
     except StoreWriteError as e:  # no summary on disk: the status alone says why (if even that fits)
@@ -215,6 +226,31 @@ def start_run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs") -> tuple[Run
     run = RunStore(runs_dir).create(cfg)
     jobs.prepare(run.dir, "train", queue=jobs.Queue())
     return run, jobs.spawn("aelab.worker", str(run.dir), log=run.dir / "worker.log")
+
+
+def start_resume(run: Run) -> subprocess.Popen:
+    """Put an interrupted run back in the queue and start a fresh worker that continues it."""
+    prepare_resume(run)
+    return jobs.spawn("aelab.worker", str(run.dir), log=run.dir / "worker.log")
+
+
+def prepare_resume(run: Run, pid: int | None = None) -> None:
+    """Queue an interrupted run again (ValueError naming the run when it cannot be resumed). Old control
+    requests (the stop that may have preceded the crash) are cleared so the resumed run does not obey them."""
+    if not run.resumable():
+        why = "it has no checkpoint" if run.status().get("status") == "interrupted" else \
+            f"it is {run.status().get('status')}, not interrupted"
+        raise ValueError(f"run {run.id}: cannot resume: {why}")
+    try:
+        run.checkpoint()  # read now, so a damaged one is named here and not in a worker's log
+    except Unreadable as e:
+        raise ValueError(f"run {run.id}: cannot resume: {e}") from None
+    jobs.prepare(run.dir, "train", queue=jobs.Queue(), pid=pid)  # first: then "queued" is judged live
+    ctl = read_json(run.dir / "control.json", {})
+    atomic_write_json(run.dir / "control.json", dict(ctl, command="run"))
+    (run.dir / CANCEL_FILE).unlink(missing_ok=True)
+    st = read_json(run.dir / "status.json", {})
+    atomic_write_json(run.dir / "status.json", dict(st, status="queued", message="resuming", updated=time.time()))
 
 
 class WorkerPool:
@@ -252,11 +288,19 @@ class WorkerPool:
     def start(self, cfg: RunConfig) -> Run:
         validate(cfg)
         run = self.store.create(cfg)
+        return self._launch(run, lambda pid: jobs.prepare(run.dir, "train", queue=jobs.Queue(), pid=pid))
+
+    def resume(self, run: Run) -> Run:
+        """Continue an interrupted run from its checkpoint (ValueError when it cannot be)."""
+        return self._launch(run, lambda pid: prepare_resume(run, pid))
+
+    def _launch(self, run: Run, prepare) -> Run:
+        """Hand run to the standby (or a fresh process); prepare(pid) queues it first."""
         with self._lock:
             self.reap()
             proc = self._standby
             ready = proc is not None and proc.poll() is None
-            jobs.prepare(run.dir, "train", queue=jobs.Queue(), pid=proc.pid if ready else None)
+            prepare(proc.pid if ready else None)
             try:
                 if not ready:
                     raise BrokenPipeError

@@ -31,7 +31,7 @@ def stopping(run: Run, status: dict) -> bool:
 
 def controls(run: Run, status: dict, greedy: bool) -> None:
     """Pause / Resume / Stop, Next stage / Run all stages when a greedy run waits between stages,
-    Cancel while queued, Re-run once interrupted."""
+    Cancel while queued, Re-run once interrupted and Resume when it has a checkpoint to continue from."""
     s, cols = status.get("status"), st.columns(4)
     if stopping(run, status):
         return
@@ -59,6 +59,14 @@ def controls(run: Run, status: dict, greedy: bool) -> None:
         if cols[0].button("Re-run", key="rerun", type="primary", width="stretch",
                           help="train again from the start with the same config, as a new run"):
             show(launch(run.config).id)
+        if run.resumable() and cols[1].button("Resume", key="resume_run", width="stretch",
+                                              help="continue this run from its last checkpoint"):
+            try:
+                state.pool().resume(run)
+            except ValueError as e:  # resumed meanwhile (another tab), or its checkpoint went away
+                st.error(str(e))
+                return
+            show(run.id)
 
 
 def show(run_id: str) -> None:
@@ -134,7 +142,9 @@ def _draw(run: Run, was_live: bool, early: bool) -> None:
     if status.get("status") == "failed" or status.get("status") == "diverged":
         st.error(status.get("message") or "the run failed")
     elif status.get("status") == "interrupted":
-        st.warning(f"{status.get('message') or 'interrupted'}. **Re-run** trains it again with the same config.")
+        again = " **Resume** continues it from its last checkpoint." if run.resumable() else ""
+        st.warning(f"{status.get('message') or 'interrupted'}. **Re-run** trains it again with the same config."
+                   + again)
     if damage := run.damage():
         st.error(f"This run is damaged: {damage}")
     st.plotly_chart(viz.loss_figure(metrics, "epoch", _n_train(status)), key="live_loss")
