@@ -2,7 +2,7 @@
 network reconstructs the test split better?
 
     nice .venv/bin/python -m scripts.bench_strategies [--preset stacked-denoising] [--dataset fashion_mnist]
-                                                      [--seeds 0,1,2] [--max-train N]
+                                                      [--seeds 0,1,2] [--max-train N] [--set KEY=VALUE ...]
 
 Both arms share everything but the strategy: architecture, optimiser, learning rate, batch size, noise and
 loss come from the preset. The greedy arm is the preset as it is; the end-to-end arm gets the number of
@@ -69,9 +69,11 @@ def main() -> None:
     ap.add_argument("--dataset", default="mnist5k", help="data.name, e.g. fashion_mnist (the full 60k + 10k)")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--max-train", type=int, default=0, help="data.max_train (0: the whole train split)")
+    ap.add_argument("--set", action="append", default=[], help="a dotted config override for both arms")
     args = ap.parse_args()
+    sets = dict(item.split("=", 1) for item in args.set)
     greedy = get_preset(args.preset).config().with_overrides({"data.name": args.dataset,
-                                                              "data.max_train": args.max_train})
+                                                              "data.max_train": args.max_train, **sets})
     if greedy.train.strategy != "greedy":
         raise SystemExit(f"--preset: {args.preset} is not a greedy preset")
     data = load_data(greedy.data)
