@@ -73,7 +73,7 @@ def page(app_url):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=server.CHROMIUM, args=server.CHROMIUM_ARGS)
         pg = browser.new_page(viewport={"width": 1500, "height": 2000})  # Streamlit scrolls inside: tall viewport
-        pg.set_default_timeout(60_000)
+        pg.set_default_timeout(120_000)  # a loaded 2-core machine: Compare fits PCA baselines first
         yield pg
         browser.close()
 
