@@ -335,7 +335,9 @@ class Run:
 
 _INTS = ("stage", "epoch", "step", "samples")
 _FIELDS = {"step": (_INTS, ("seconds",), ("loss",)),  # (ints, numbers, numbers or None) of each kind
-           "epoch": (_INTS, ("seconds",), ("train_loss", "val_loss", "val_pixel_loss", "val_sq_err"))}
+           "epoch": (_INTS, ("seconds",), ("train_loss", "val_loss", "val_full_sq_err", "val_full_loss",
+                                            "val_stage_sq_err", "val_stage_pixel_loss", "gflop",
+                                            "val_pixel_loss", "val_sq_err"))}  # the last two: old runs' names
 
 
 def _record(line: bytes) -> dict | None:

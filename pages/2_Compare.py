@@ -2,7 +2,7 @@
 import streamlit as st
 
 from aelab import viz
-from aelab.ui import compare, frame, state, views
+from aelab.ui import compare, frame, state
 
 frame.ensure()
 st.title("Compare runs")

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from aelab.config import CONSTRAINTS, Interval, Options, RunConfig, flat_items, rule
 from aelab.ui import build
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from apptest import APP, lab_env
 TRAIN = "pages/1_Train.py"
 # A valid config that switches each dependent range away from its default form.
 OTHER = {"noise.kind": "masking", "noise.level": 0.1, "sparsity.kind": "l1", "sparsity.weight": 0.1,
@@ -19,8 +19,7 @@ OTHER = {"noise.kind": "masking", "noise.level": 0.1, "sparsity.kind": "l1", "sp
 def runs_dir(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     d = tmp_path_factory.mktemp("runs")
-    mp.setenv("AELAB_RUNS_DIR", str(d))
-    mp.setenv("AELAB_UMAP", "0")
+    lab_env(mp, d)
     yield d
     mp.undo()
 

@@ -6,14 +6,13 @@ import signal
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from aelab.config import RunConfig
 from aelab.metrics import header
 from aelab.runs import RunStore
 from aelab.worker import execute
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from apptest import lab_env, open_page
 TINY = {"data.name": "shapes", "model.layers": "32,8", "train.epochs": 2, "train.batch_size": 32}
 GOOD, INTERRUPTED = "2026-a-good", "2026-d-interrupted"
 DAMAGE = {"2026-b-status": "status.json: not valid JSON", "2026-c-config": "config.json: not valid JSON",
@@ -49,14 +48,12 @@ def _damage(d: Path) -> None:
 def runs_dir(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     d = tmp_path_factory.mktemp("runs")
-    mp.setenv("AELAB_RUNS_DIR", str(d))
-    mp.setenv("AELAB_UMAP", "0")
+    lab_env(mp, d)
     run = RunStore(tmp_path_factory.mktemp("src")).create(RunConfig(name="tiny").with_overrides(TINY))
     mp.setattr(signal, "signal", lambda *a: None)  # execute() would take over pytest's SIGTERM
     assert execute(run)["status"] == "completed"
     mp.undo()
-    mp.setenv("AELAB_RUNS_DIR", str(d))
-    mp.setenv("AELAB_UMAP", "0")
+    lab_env(mp, d)
     for name in (GOOD, INTERRUPTED, *DAMAGE):
         shutil.copytree(run.dir, d / name)
         _damage(d / name)
@@ -64,14 +61,7 @@ def runs_dir(tmp_path_factory):
     mp.undo()
 
 
-def app(page: str | None = None, **query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params.update(query)
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
+app = open_page
 
 
 def test_store_damage_is_what_the_pages_should_show(runs_dir):

@@ -8,10 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from apptest import open_page
 from aelab import jobs
 from aelab.jobs.queue import Queue, fair_threads
 from aelab.runs import FINAL, Run, RunStore, pid_alive
@@ -158,7 +158,6 @@ def buttons(at) -> set:
 
 
 def test_train_page_shows_queue_place_stopping_and_rerun(tmp_path, tiny_cfg, monkeypatch):
-    from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("AELAB_RUNS_DIR", str(tmp_path))
     monkeypatch.setenv("AELAB_UMAP", "0")
@@ -168,11 +167,7 @@ def test_train_page_shows_queue_place_stopping_and_rerun(tmp_path, tiny_cfg, mon
     (run.dir / "job.json").write_text(json.dumps(rec))
 
     def page():
-        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
-        at.query_params["run"] = run.id
-        at.run()
-        at.switch_page("pages/1_Train.py").run()
-        assert not at.exception, at.exception
+        at = open_page("pages/1_Train.py", run=run.id)
         return at, at.get("progress")[0].proto.text
     at, text = page()
     assert "2nd in queue" in text and buttons(at) >= {"cancel"} and not buttons(at) & {"pause", "stop"}

@@ -4,15 +4,13 @@ AppTest does not fire `run_every` fragments, so the tests poll with repeated `at
 """
 import json
 import time
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from aelab.metrics import header, label
 from aelab.presets import PRESETS
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from apptest import lab_env, open_page
 TINY = {"data.name": "shapes", "model.layers": "32,8", "train.epochs": 2, "train.batch_size": 32}
 
 
@@ -20,20 +18,12 @@ TINY = {"data.name": "shapes", "model.layers": "32,8", "train.epochs": 2, "train
 def runs_dir(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     d = tmp_path_factory.mktemp("runs")
-    mp.setenv("AELAB_RUNS_DIR", str(d))
-    mp.setenv("AELAB_UMAP", "0")  # the UMAP process's warm-up takes a minute: maps stay PCA here
+    lab_env(mp, d)
     yield d
     mp.undo()
 
 
-def app(page: str | None = None, **query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params.update(query)
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
+app = open_page
 
 
 def qp(at, key: str) -> str:
@@ -87,8 +77,7 @@ def test_home_shows_presets_and_links_to_train(runs_dir):
 
 
 def test_home_says_so_when_there_are_no_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("AELAB_RUNS_DIR", str(tmp_path / "empty"))  # its own store: tests run in any order
-    monkeypatch.setenv("AELAB_UMAP", "0")
+    lab_env(monkeypatch, tmp_path / "empty")  # its own store: tests run in any order
     assert any("No runs yet" in i.value for i in app().info)
 
 

@@ -2,7 +2,6 @@
 import json
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -11,15 +10,14 @@ from aelab.config import RunConfig
 from aelab.runs import RunStore
 from aelab.worker import execute
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from apptest import lab_env, open_page
 
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     d = tmp_path_factory.mktemp("payoff_runs")
-    mp.setenv("AELAB_RUNS_DIR", str(d))
-    mp.setenv("AELAB_UMAP", "0")
+    lab_env(mp, d)
     cfg = RunConfig(name="pre").with_overrides({"data.name": "shapes", "model.layers": "32,8", "train.epochs": 2})
     assert execute(RunStore(d).create(cfg))["status"] == "completed"
     yield d
@@ -27,10 +25,7 @@ def runs_dir(tmp_path_factory):
 
 
 def _page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("pages/4_Payoff.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_page("pages/4_Payoff.py")
 
 
 def test_payoff_page_runs_the_grid_and_shows_plot_table_and_reading(runs_dir):

@@ -5,11 +5,11 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
+from apptest import open_page
 from aelab import cli, jobs
 from aelab import train as T
 from aelab.model import build_model
@@ -85,8 +85,8 @@ def test_interrupted_run_resumes_bit_identical(name, tiny_cfg, shapes, monkeypat
         records = before[:n_before] + after
         assert [e["epoch"] for e in records] == [e["epoch"] for e in want_epochs], stop
         for a, b in zip(records, want_epochs):
-            assert (a["train_loss"], a["val_loss"], a["val_pixel_loss"], a["step"], a["samples"]) == \
-                (b["train_loss"], b["val_loss"], b["val_pixel_loss"], b["step"], b["samples"]), (stop, a["epoch"])
+            assert (a["train_loss"], a["val_loss"], a["val_full_sq_err"], a["val_stage_pixel_loss"], a["step"], a["samples"]) == \
+                (b["train_loss"], b["val_loss"], b["val_full_sq_err"], b["val_stage_pixel_loss"], b["step"], b["samples"]), (stop, a["epoch"])
     stages = {s["stage"] for s, _ in every}
     assert stages == ({1} if name == "end_to_end" else {1, 2, 3})
 
@@ -128,7 +128,7 @@ def test_killed_worker_resumes_to_completion(tmp_path, tiny_cfg, monkeypatch):
     assert run.status()["status"] == "completed" and run.summary()["status"] == "completed"
     assert jobs.state(run.dir) == "completed" and run.has_weights() and not run.damage()
     assert [e["epoch"] for e in run.epochs()] == list(range(1, 41))  # no duplicates, no gaps
-    assert run.summary()["epochs_completed"] == 40 and run.summary()["steps"] == run.epochs()[-1]["step"]
+    assert run.summary()["epochs_completed"] == 40 and run.summary()["step"] == run.epochs()[-1]["step"]
     steps = [r["step"] for r in run.metrics() if r["kind"] == "step"]
     assert steps == sorted(set(steps))  # the step records the kill cut off were dropped, not repeated
     snaps = [int(p.stem) for p in run.snapshot_files()]
@@ -159,7 +159,6 @@ def test_cli_resume_names_what_is_wrong(tmp_path, tiny_cfg, capsys):
 
 
 def test_train_page_offers_resume_for_an_interrupted_run(tmp_path, tiny_cfg, monkeypatch):
-    from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("AELAB_RUNS_DIR", str(tmp_path))
     monkeypatch.setenv("AELAB_UMAP", "0")
@@ -176,11 +175,7 @@ def test_train_page_offers_resume_for_an_interrupted_run(tmp_path, tiny_cfg, mon
         assert execute(run)["status"] == "interrupted"  # in this process, as a Ctrl-C leaves it
 
     def page():
-        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
-        at.query_params["run"] = run.id
-        at.run()
-        at.switch_page("pages/1_Train.py").run()
-        assert not at.exception, at.exception
+        at = open_page("pages/1_Train.py", run=run.id)
         return at
     at = page()
     assert {"rerun", "resume_run"} <= {b.key for b in at.button}

@@ -7,9 +7,7 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
-import aelab.runs
 from aelab.config import RunConfig
 from aelab.runs import RunStore
 from aelab.worker import WorkerPool, execute, start_run
