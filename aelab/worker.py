@@ -23,8 +23,18 @@ import torch
 
 from . import jobs
 from .config import RunConfig, validate, validate_for_data
+from .jobs import watch
 from .jobs.record import CANCEL_FILE
-from .runs import CHECKPOINT, Run, RunStore, RunWriter, StoreWriteError, Unreadable, atomic_write_json, read_json
+from .runs import (
+    CHECKPOINT,
+    Run,
+    RunStore,
+    RunWriter,
+    StoreWriteError,
+    Unreadable,
+    atomic_write_json,
+    read_json,
+)
 
 POLL_S = 0.1  # how often the control file is looked at (a stat call) while training
 SHARE_S = 2.0  # how often a running job re-reads how many jobs share the cores, and re-sets its threads
@@ -328,7 +338,6 @@ class WorkerPool:
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "--standby":
-        from .jobs.watch import release as release_parent
         # Pay the imports now, then wait for a run folder on stdin. Parent gone (EOF) = exit quietly.
         from . import evaluate, model, train  # noqa: F401
         from .config import DataConfig
@@ -338,11 +347,9 @@ def main(argv: list[str]) -> int:
         opt = torch.optim.Adam(warm.parameters())
         torch.nn.functional.binary_cross_entropy(torch.sigmoid(warm(torch.rand(4, 8))), torch.rand(4, 8)).backward()
         opt.step()
-        line = sys.stdin.readline().strip()
+        line = watch.handed_line()  # a run folder, also when the server died right after handing it
         if not line:
             return 0
-        release_parent()  # a training job from now on: it outlives the server that started it
-        os.setsid()  # and leaves the server's process group (a Ctrl-C of the server is not for it)
         argv = [line]
     if len(argv) != 1:
         print("usage: python -m aelab.worker RUN_DIR | --standby", file=sys.stderr)

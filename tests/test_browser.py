@@ -8,6 +8,7 @@ Outside CI it skips when Chromium is missing; under AELAB_CI=1 it fails instead.
 import os
 import re
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -142,3 +143,59 @@ def test_compare_and_inspect_in_browser(app_url, page, shots):
     page.wait_for_timeout(1500)
     assert page.locator("[data-testid='stException']").count() == 0
     page.screenshot(path=str(shots / "inspect.png"), full_page=True)
+
+
+def _children(pid: int) -> set[int]:
+    kids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:  # field 4 of /proc/PID/stat: the parent pid
+            kids.add(int(stat.parent.name))
+    return kids
+
+
+def test_server_killed_mid_run_loses_nothing(page, tmp_path):
+    """SIGKILL the server while a run trains: its services (standby worker, projector) go with it, the run
+    trains on to the end in its own session, and a new server shows it completed."""
+    from aelab import jobs
+    from aelab.runs import RunStore, pid_alive
+
+    runs = tmp_path / "runs"
+    proc, base = server.start(runs, log=tmp_path / "server.log", env={"AELAB_UMAP_WARM_BIG": "0"})
+    try:
+        server.wait_healthy(base, proc)
+        pg = page.context.browser.new_page(viewport={"width": 1500, "height": 2000})
+        pg.set_default_timeout(120_000)
+        launch(pg, base, "/Train?preset=keras-deep&train.epochs=6&train.batch_size=64&data.max_train=2000")
+        pg.wait_for_function("() => document.querySelectorAll('.st-key-live_loss .gtitle').length > 0")
+        (run,) = RunStore(runs).list()
+        worker = jobs.read(run.dir)["pid"]
+        services = _children(proc.pid) - {worker}
+        assert pid_alive(worker) and services, "expected the training worker and the server's services"
+        os.kill(proc.pid, signal.SIGKILL)  # the server alone, as a crash would: not its process group
+        proc.wait(10)
+        t0 = time.time()
+        while any(pid_alive(p) for p in services) and time.time() - t0 < 20:
+            time.sleep(0.2)
+        assert not any(pid_alive(p) for p in services), "a service outlived the killed server"
+        while run.status()["status"] in ("queued", "running") and time.time() - t0 < WAIT_S:
+            time.sleep(0.5)
+        assert run.status()["status"] == "completed" and run.has_weights()
+        assert len(run.epochs()) == 6 and run.damage() is None
+        pg.close()
+    finally:
+        server.stop(proc)
+    proc, base = server.start(runs, log=tmp_path / "server2.log", env={"AELAB_UMAP_WARM_BIG": "0"})
+    try:
+        server.wait_healthy(base, proc)
+        pg = page.context.browser.new_page(viewport={"width": 1500, "height": 2000})
+        pg.goto(f"{base}/Inspect")  # the only run, picked by default
+        pg.get_by_text("Worst-reconstructed validation images").wait_for(timeout=120_000)
+        assert pg.get_by_text("status completed").count() == 1
+        assert pg.locator("[data-testid='stException']").count() == 0
+        pg.close()
+    finally:
+        server.stop(proc)

@@ -118,6 +118,25 @@ def test_warm_pool_starts_runs(tmp_path, tiny_cfg):
         pool.shutdown()
 
 
+def test_a_run_handed_to_a_warming_standby_survives_the_launcher_dying(tmp_path, tiny_cfg):
+    """The server hands a run to its standby (still importing torch) and is killed at once: the standby must
+    train that run to the end, not exit with its dead parent."""
+    import subprocess
+    import sys
+
+    (tmp_path / "cfg.json").write_text(json.dumps(tiny_cfg.to_dict()))
+    launcher = ("import os, sys; from aelab.config import RunConfig; from aelab.worker import WorkerPool; "
+                "pool = WorkerPool(sys.argv[1]); import json; run = pool.start(RunConfig.from_dict(json.load(open(sys.argv[2])))); "
+                "print(run.id, pool._children[-1].pid, flush=True); os.kill(os.getpid(), 9)")
+    out = subprocess.run([sys.executable, "-c", launcher, str(tmp_path / "runs"), str(tmp_path / "cfg.json")],
+                         capture_output=True, text=True, env=dict(os.environ), timeout=60, check=False)
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    run_id, _ = out.stdout.split()
+    run = RunStore(tmp_path / "runs").get(run_id)
+    assert _wait(run, timeout=90)["status"] == "completed"
+    assert run.has_weights() and len(run.epochs()) == tiny_cfg.train.epochs
+
+
 def test_invalid_config_is_refused_before_a_process_starts(tmp_path, tiny_cfg):
     with pytest.raises(ValueError, match="train.lr"):
         start_run(tiny_cfg.with_overrides({"train.lr": -1}), tmp_path)

@@ -7,13 +7,13 @@ import os
 import runpy
 import sys
 
-from .watch import PARENT_ENV, exit_with_parent
+from .watch import HANDOFF_ENV, PARENT_ENV, exit_with_parent
 
 if len(sys.argv) < 2:
     print("usage: python -m aelab.jobs MODULE [ARGS...]", file=sys.stderr)
     sys.exit(2)
 parent = os.environ.pop(PARENT_ENV, None)
 if parent:
-    exit_with_parent(int(parent))
+    exit_with_parent(int(parent), handoff=os.environ.pop(HANDOFF_ENV, None) == "1")
 sys.argv = sys.argv[1:]
 runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .queue import Queue
 from .record import new_record, write
-from .watch import PARENT_ENV
+from .watch import HANDOFF_ENV, PARENT_ENV
 
 
 def prepare(folder: str | os.PathLike, kind: str, queue: Queue | None = None, pid: int | None = None) -> dict:
@@ -41,8 +41,11 @@ def spawn(module: str, *args: str, log: str | os.PathLike | None = None, service
     env = dict(os.environ, **(env or {}))
     env.setdefault("NUMBA_CACHE_DIR", str(Path.cwd() / ".numba_cache"))
     env.pop(PARENT_ENV, None)
+    env.pop(HANDOFF_ENV, None)
     if service:
         env[PARENT_ENV] = str(os.getpid())
+        if stdin == subprocess.PIPE:  # it waits for its job on stdin (watch.handed_line)
+            env[HANDOFF_ENV] = "1"
     out = open(log, "ab") if log else subprocess.DEVNULL
     try:
         return subprocess.Popen(command(module, *args), stdin=stdin, stdout=out, stderr=subprocess.STDOUT,
