@@ -136,6 +136,9 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
         writer.finish(summary)
         return summary
     job.start()
+    if job.rec.get("group"):
+        writer.set_status(status="running", message="waiting for the other runs of its race to start")
+        job.wait_group(cancelled=control.stop_asked)
     threads = share_cores(job) if queue else torch.get_num_threads()
     writer.set_status(status="running", started=time.time(), threads=threads, message="loading data")
     ctx, model, cfg, summary = None, None, None, {}
@@ -299,6 +302,16 @@ class WorkerPool:
         validate(cfg)
         run = self.store.create(cfg)
         return self._launch(run, lambda pid: jobs.prepare(run.dir, "train", queue=jobs.Queue(), pid=pid))
+
+    def start_group(self, cfgs: list[RunConfig]) -> list[Run]:
+        """Runs that start together (a race): consecutive places in the queue, and each holds its slot
+        until the others have theirs. All are validated before any is created."""
+        for cfg in cfgs:
+            validate(cfg)
+        runs = [self.store.create(cfg) for cfg in cfgs]
+        group = [str(r.dir) for r in runs]
+        return [self._launch(r, lambda pid, r=r: jobs.prepare(r.dir, "train", queue=jobs.Queue(), pid=pid,
+                                                              group=group)) for r in runs]
 
     def resume(self, run: Run) -> Run:
         """Continue an interrupted run from its checkpoint (ValueError when it cannot be)."""

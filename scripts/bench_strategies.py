@@ -21,21 +21,13 @@ import numpy as np
 import torch
 from scipy import stats
 
-from aelab import flops
 from aelab import train as T
 from aelab.data import load_data
 from aelab.evaluate import sq_err_per_image
 from aelab.metrics import header, label
 from aelab.model import build_model
 from aelab.presets import get_preset
-
-
-def equal_compute_epochs(greedy_cfg, model, n_train: int) -> int:
-    """End-to-end epochs whose training compute is closest to the greedy arm's whole run."""
-    total = flops.planned_macs(model, greedy_cfg, n_train)
-    one = flops.planned_macs(model, greedy_cfg.with_overrides({"train.strategy": "end_to_end", "train.epochs": 1}),
-                             n_train)
-    return max(1, round(total / one))
+from aelab.race import end_to_end_twin
 
 
 def train_arm(cfg, data) -> dict:
@@ -77,9 +69,9 @@ def main() -> None:
     if greedy.train.strategy != "greedy":
         raise SystemExit(f"--preset: {args.preset} is not a greedy preset")
     data = load_data(greedy.data)
-    n_train, t = len(data.x_train), greedy.train
-    e2e_epochs = equal_compute_epochs(greedy, build_model(greedy, data.input_shape), n_train)
-    e2e = greedy.with_overrides({"train.strategy": "end_to_end", "train.epochs": e2e_epochs})
+    t = greedy.train
+    e2e = end_to_end_twin(greedy, data.input_shape)  # the race's end-to-end arm: equal training compute
+    e2e_epochs = e2e.train.epochs
     print(f"{args.preset} ({','.join(map(str, greedy.model.layers))}, {t.optimizer} lr {t.lr}, batch "
           f"{t.batch_size}, noise {greedy.noise.kind} {greedy.noise.level}) on {data.describe()}; "
           f"{len(data.x_test)} test images; torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)

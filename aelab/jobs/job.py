@@ -14,7 +14,10 @@ import time
 from pathlib import Path
 
 from .queue import Queue, fair_threads
-from .record import HEARTBEAT_S, cancel_requested, new_record, read, write
+from .record import HEARTBEAT_S, cancel_requested, judge, new_record, read, write
+
+GROUP_WAIT_S = 60.0  # a member of a group waits at most this long for the others (a cold worker: ~5 s)
+GROUP_POLL_S = 0.1
 
 
 class Cancelled(Exception):
@@ -63,6 +66,19 @@ class Job:
 
     def start(self) -> None:
         self.set(state="running", started=time.time())
+
+    def wait_group(self, timeout: float = GROUP_WAIT_S, cancelled=lambda: False) -> None:
+        """A job of a group (a race) holds its slot until every other member has left the queue, so
+        they start together and share the cores from the first step; no wait when the group is bigger
+        than the queue's slots (they could never all run at once), at most `timeout` seconds."""
+        others = [Path(g) for g in self.rec.get("group", []) if Path(g).resolve() != self.folder.resolve()]
+        if not others or self.queue is None or len(others) + 1 > self.queue.slots:
+            return
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout and not cancelled():
+            if all(judge(read(g)) != "queued" for g in others):
+                return
+            time.sleep(GROUP_POLL_S)
 
     def share_threads(self) -> int:
         """This job's fair share of the cores given the jobs running now (recorded as threads/sharing)."""

@@ -16,9 +16,11 @@ from .record import new_record, write
 from .watch import HANDOFF_ENV, PARENT_ENV
 
 
-def prepare(folder: str | os.PathLike, kind: str, queue: Queue | None = None, pid: int | None = None) -> dict:
-    """The job's first record: state queued (with a ticket when a queue is given)."""
-    rec = new_record(folder, kind, pid=pid)
+def prepare(folder: str | os.PathLike, kind: str, queue: Queue | None = None, pid: int | None = None,
+            group: list[str] | None = None) -> dict:
+    """The job's first record: state queued (with a ticket when a queue is given). group: the folders of
+    the jobs that must start together with this one (a race), itself included."""
+    rec = new_record(folder, kind, pid=pid, **({"group": [str(g) for g in group]} if group else {}))
     write(folder, rec)  # first, so a ticket never points at a folder without a record
     if queue is not None:
         rec["ticket"] = queue.take_ticket(folder)
