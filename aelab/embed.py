@@ -110,7 +110,7 @@ class FrameLayouts:
         for s in snapshots[start:]:
             lay, method = read_layout(s), "UMAP"
             if lay is None:
-                codes, method = _load_codes(s), "PCA"
+                codes, method = load_codes(s), "PCA"
                 lay = pca_2d(codes) if codes is not None and len(codes) else None
             if lay is not None:
                 lay = prev = align(lay, prev)
@@ -151,7 +151,7 @@ class Projector:
             self.fit(rng.standard_normal((4200, 8)).astype(np.float32))
 
 
-def _load_codes(snapshot: Path) -> np.ndarray | None:
+def load_codes(snapshot: Path) -> np.ndarray | None:
     try:
         with np.load(snapshot, allow_pickle=False) as z:
             return z["codes"].astype(np.float32) if "codes" in z.files else None
@@ -183,7 +183,7 @@ def previous_layout(snapshot: Path) -> np.ndarray | None:
 
 
 def project_snapshot(proj, snapshot: Path) -> bool:
-    codes = _load_codes(snapshot)
+    codes = load_codes(snapshot)
     if codes is None or len(codes) < 5:
         return False
     prev = previous_layout(snapshot)

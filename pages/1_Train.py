@@ -1,7 +1,7 @@
 """Train: build an autoencoder, launch it in the worker, watch it learn live."""
 import streamlit as st
 
-from aelab.ui import arch, build, frame, live, views
+from aelab.ui import arch, build, frame, live, race, views
 
 frame.ensure()
 st.title("Train")
@@ -15,17 +15,25 @@ with left:
     if st.button("Launch", key="launch", type="primary", disabled=cfg is None, width="stretch",
                  help="start training in the background worker"):
         run = live.launch(cfg)
-        st.session_state["run_id"] = run.id
+        st.session_state.update(run_id=run.id, race_id=None)
+        st.query_params.pop("race", None)
         st.query_params["run"] = run.id
-run_id = st.query_params.get("run") or st.session_state.get("run_id")
-st.session_state["run_id"] = run_id
-build.sync_url(cfg, run_id)
+    if race_id := race.launcher(cfg, build.data_facts(cfg)["shape"] if cfg is not None else None):
+        st.session_state.update(race_id=race_id, run_id=None)
+        st.query_params.pop("run", None)
+        st.query_params["race"] = race_id
+race_id = st.query_params.get("race") or st.session_state.get("race_id")
+run_id = None if race_id else st.query_params.get("run") or st.session_state.get("run_id")
+st.session_state.update(run_id=run_id, race_id=race_id)
+build.sync_url(cfg, run_id, race_id)
 with right:
     if cfg is not None:
         arch.arch_view(cfg, build.data_facts(cfg)["shape"])
     st.caption("The URL holds these settings: share it to reproduce the setup. "
                "Stage-by-stage mode (greedy): Training tab, *pause after stage*.")
-if run_id:
+if race_id:
+    race.panel(race_id)
+elif run_id:
     live.panel(run_id)
 else:
     st.info("Set up a model on the left (or pick a preset) and press **Launch**.")

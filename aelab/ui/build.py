@@ -68,6 +68,7 @@ for _k in flat_items(RunConfig()):  # a field added to the config later still ge
         GROUPS[_SECTION_GROUP[_k.split(".")[0]]].append(_k)
 STORE = "_train_cfg"  # last built config (dotted -> widget value): survives page switches
 URL_SEEN = "_train_url"
+PAGE_KEYS = ("run", "race")  # URL keys of the page itself, not settings
 IMAGE_SHAPES = {"mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
                 "kmnist": (1, 28, 28), "digits": (1, 8, 8), "shapes": (1, 16, 16), "cifar10": (3, 32, 32)}
 
@@ -123,7 +124,7 @@ URL_WARNINGS = "_train_url_warnings"
 def init_state() -> None:
     """Widget state from the URL (a link or a preset click), else from this session's last config."""
     ss, qp = st.session_state, st.query_params.to_dict()
-    cfg_qp = {k: v for k, v in qp.items() if k != "run"}
+    cfg_qp = {k: v for k, v in qp.items() if k not in PAGE_KEYS}
     if cfg_qp and cfg_qp != ss.get(URL_SEEN):
         cfg, ss[URL_WARNINGS] = config_from_url(cfg_qp)
         ss.update(widget_values(cfg))
@@ -277,8 +278,8 @@ def _file_facts(path: str, label_column: str, val_fraction: float, mtime: float)
     return {"kind": d.kind, "lo": lo, "hi": hi, "shape": d.input_shape, "describe": d.describe()}
 
 
-def sync_url(cfg: RunConfig | None, run_id: str | None) -> None:
-    """Put the non-default settings (and the run id) in the URL, so a link reproduces the setup."""
+def sync_url(cfg: RunConfig | None, run_id: str | None, race_id: str | None = None) -> None:
+    """Put the non-default settings (and the run or race id) in the URL, so a link reproduces the setup."""
     default = widget_values(RunConfig())
     qp = {k: str(v) for k, v in st.session_state.get(STORE, {}).items() if default.get(k) != v}
     if st.session_state.get("_name"):
@@ -286,5 +287,7 @@ def sync_url(cfg: RunConfig | None, run_id: str | None) -> None:
     st.session_state[URL_SEEN] = dict(qp)
     if run_id:
         qp["run"] = run_id
+    if race_id:
+        qp["race"] = race_id
     if qp != st.query_params.to_dict():
         st.query_params.from_dict(qp)

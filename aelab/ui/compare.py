@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from .. import viz
-from ..embed import align
+from ..embed import align, load_codes, pca_2d
 from ..metrics import VOCABULARY, header
 from ..runs import Run
 from . import state, views
@@ -75,15 +75,20 @@ def maps(runs: list[Run]) -> None:
     """Final code maps side by side: each aligned to the first and drawn on shared axes."""
     from .inspect import request_umap
 
-    frames, ref = [], None
+    latest = []
     for r in runs:
         request_umap(r)
         lay = state.frame_layouts(r)
-        xy = lay.xy[-1] if lay.xy else None
+        latest.append((r, lay.xy[-1] if lay.xy else None, lay.methods[-1] if lay.methods else "PCA"))
+    if any(m != "UMAP" for _, xy, m in latest if xy is not None):  # one projection for all, or none is comparable
+        latest = [(r, pca_2d(codes) if xy is not None and m == "UMAP" and (codes := _codes(r)) is not None else xy,
+                   "PCA") for r, xy, m in latest]
+    frames, ref = [], None
+    for r, xy, method in latest:
         if xy is not None:
             xy = align(xy, ref)
             ref = xy if ref is None else ref
-        frames.append((r, xy, lay.methods[-1] if lay.methods else "PCA"))
+        frames.append((r, xy, method))
     present = [xy for _, xy, _ in frames if xy is not None]
     if not present:
         return
@@ -94,6 +99,11 @@ def maps(runs: list[Run]) -> None:
             st.caption(label(r))
             if snap is not None:
                 views.code_map(r, xy, method, snap, r.probe(), ranges=ranges, key=f"cmp_map_{r.id}", height=380)
+
+
+def _codes(run: Run) -> np.ndarray | None:
+    files = run.snapshot_files()
+    return load_codes(files[-1]) if files else None
 
 
 def exports(df: pd.DataFrame, curves: dict, axis: str, grid_images: dict) -> None:

@@ -1,0 +1,98 @@
+"""The Train page's race: launch two arms of the current config with one click and watch them side by side
+on the compute axis (the full network's error at equal work), on the same probe images, with aligned maps."""
+from __future__ import annotations
+
+import streamlit as st
+
+from .. import race, viz
+from ..metrics import header
+from ..paths import check_data_paths
+from ..runs import LIVE, Run
+from . import compare, live, state, views
+
+REFRESH_S = 1.0
+
+
+def launcher(cfg, input_shape) -> str | None:
+    """The race picker and its button; returns the new race's id when launched."""
+    kind = st.selectbox("race", list(race.KINDS), format_func=race.KINDS.get, key="race.kind",
+                        help="train the same network two ways at once and watch both on shared axes")
+    problem = race.why_not(cfg, kind) if cfg is not None else "fix the settings first"
+    if st.button("Launch race", key="launch_race", disabled=problem is not None, width="stretch",
+                 help=problem or "both runs start together and share the cores"):
+        try:
+            r = race.start(state.pool(), check_data_paths(cfg, state.runs_dir()), kind, input_shape)
+        except ValueError as e:
+            st.error(str(e))
+            return None
+        return r.id
+    if problem and cfg is not None:
+        st.caption(problem)
+    return None
+
+
+def load(race_id: str) -> tuple[race.Race, list[Run]] | None:
+    try:
+        r = race.load(state.runs_dir(), race_id)
+    except KeyError:
+        st.warning(f"no race {race_id!r} in {state.runs_dir()}")
+        return None
+    runs = [state.get_run(i) for i in r.run_ids]
+    if any(x is None for x in runs):
+        st.warning(f"race {race_id}: one of its runs is gone from the store")
+        return None
+    return r, runs
+
+
+def panel(race_id: str) -> None:
+    """Both arms live; polls every REFRESH_S while either is live."""
+    loaded = load(race_id)
+    if loaded is None:
+        return
+    live_now = any(x.status().get("status") in LIVE for x in loaded[1])
+    st.fragment(run_every=REFRESH_S if live_now else None)(_draw)(*loaded, live_now)
+
+
+def _draw(r: race.Race, runs: list[Run], was_live: bool) -> None:
+    statuses = [x.status() for x in runs]
+    if was_live and not any(s.get("status") in LIVE for s in statuses):
+        st.rerun()  # both ended: redraw once without the timer
+    st.markdown(f"#### Race `{r.id}`: {race.KINDS[r.kind]}")
+    cols = st.columns(len(runs))
+    for col, label, x, s in zip(cols, r.labels, runs, statuses):
+        with col:
+            st.markdown(f"**{label}** · run `{x.id}`")
+            live.progress(x, s, x.epochs())
+            if s.get("status") in ("failed", "diverged", "interrupted"):
+                st.error(s.get("message") or s.get("status"))
+    if any(s.get("status") in LIVE for s in statuses) and st.button("Stop race", key="stop_race"):
+        for x in runs:
+            x.request("stop")
+        st.rerun()
+    curves = {label: x.epochs() for label, x in zip(r.labels, runs)}
+    st.plotly_chart(viz.compare_figure(curves, "gflop", height=380), key="race_curves")
+    st.caption(verdict(r, runs))
+    shots = [(x, x.latest_snapshot()) for x in runs]
+    if all(snap is not None for _, snap in shots):  # the same probe images in both: same data, same seed
+        for col, label, (x, snap) in zip(st.columns(len(runs)), r.labels, shots):
+            grid, caption = views.recon_image(x, snap, x.probe())
+            if grid is not None:
+                col.image(grid, caption=f"{label}: {caption}", width="stretch")
+    compare.maps(runs)
+
+
+def verdict(r: race.Race, runs: list[Run]) -> str:
+    """The race's reading so far, from the full network's last validation error of each arm."""
+    last = [(x.epochs() or [{}])[-1] for x in runs]
+    errs = [e.get("val_full_sq_err") for e in last]
+    if any(v is None for v in errs):
+        return "The full network's validation error appears for each arm at its first full-network evaluation."
+    (a, b), (ga, gb) = errs, [e.get("gflop") or 0 for e in last]
+    lead = r.labels[0] if a < b else r.labels[1]
+    ended = all(x.status().get("status") not in LIVE for x in runs)
+    where = "at the end" if ended else f"so far ({ga:.3g} vs {gb:.3g} GFLOP)"
+    test = [(x.summary() or {}).get("test_full_sq_err") for x in runs]
+    tests = (f"; on the test split {views.fmt(test[0], '.4g')} vs {views.fmt(test[1], '.4g')}"
+             if ended and all(t is not None for t in test) else "")
+    return (f"{header('val_full_sq_err')} {where}: {r.labels[0]} {a:.4g} vs {r.labels[1]} {b:.4g}: "
+            f"**{lead}** leads by {abs(a - b):.3g}{tests}. One seed each: a sweep over seeds says whether it holds.")

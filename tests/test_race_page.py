@@ -1,0 +1,56 @@
+"""The Train page's race (aelab/ui/race.py) through AppTest: one click, two runs, shared axes."""
+import json
+import time
+
+import pytest
+
+from aelab import race
+from aelab.metrics import label
+
+from apptest import lab_env, open_page
+
+TINY = {"data.name": "shapes", "model.layers": "32,8", "train.epochs": 2, "train.batch_size": 32,
+        "train.strategy": "greedy", "train.finetune_epochs": 2}
+
+
+@pytest.fixture
+def at(tmp_path, monkeypatch):
+    lab_env(monkeypatch, tmp_path / "runs")
+    monkeypatch.setenv("AELAB_QUEUE_DIR", str(tmp_path / ".queue"))
+    page = open_page("pages/1_Train.py", **{k: str(v) for k, v in TINY.items()})
+    return page, tmp_path / "runs"
+
+
+def charts(at) -> dict:
+    return {(s := json.loads(c.proto.spec))["layout"].get("title", {}).get("text", ""): s for c in at.get("plotly_chart")}
+
+
+def test_one_click_races_greedy_against_end_to_end_on_the_compute_axis(at):
+    at, runs = at
+    assert at.selectbox(key="race.kind").value == "strategy"
+    at.button(key="launch_race").click().run()
+    assert not at.exception, at.exception
+    race_id = at.query_params["race"][-1] if isinstance(at.query_params["race"], list) else at.query_params["race"]
+    r = race.load(runs, race_id)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        at.run()
+        assert not at.exception, at.exception
+        if sum("completed" in p.proto.text for p in at.get("progress")) == 2:
+            break
+        time.sleep(0.3)
+    assert sum("completed" in p.proto.text for p in at.get("progress")) == 2
+    curves = next(f for t, f in charts(at).items() if t.startswith("validation squared error"))
+    assert [d["name"] for d in curves["data"]] == list(r.labels)
+    assert curves["layout"]["xaxis"]["title"]["text"] == label("gflop")
+    ends = [d["x"][-1] for d in curves["data"]]
+    assert abs(ends[0] - ends[1]) / ends[0] < 0.25  # equal compute: both curves end near the same GFLOP
+    assert len(at.image) == 2 and sum(t.startswith("code map") for t in charts(at)) == 2
+    assert any("leads by" in c.value and "on the test split" in c.value for c in at.caption)
+
+
+def test_a_race_the_config_cannot_run_is_disabled_and_says_why(at):
+    at, _ = at
+    at.selectbox(key="race.kind").set_value("noise").run()
+    assert at.button(key="launch_race").disabled
+    assert any("noise.kind is none" in c.value for c in at.caption)
