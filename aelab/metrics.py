@@ -113,10 +113,10 @@ def _renamed(d: dict, aliases: dict) -> dict:
 def _whole_network(record: dict) -> bool:
     """Old epoch records carry no level; their stage name says when stages 1..k were the whole network."""
     name = str(record.get("stage_name", ""))
-    if name in ("end-to-end", "fine-tune"):
+    if name in ("end-to-end", "fine-tune", "fine-tuning"):
         return True
-    parts = name.split()  # "stage k of n"
-    return len(parts) == 4 and parts[0] == "stage" and parts[1] == parts[3]
+    parts = name.split()  # "stage k of n" (old) or "pretraining layer k of n"
+    return len(parts) >= 4 and parts[-4] in ("stage", "layer") and parts[-3] == parts[-1]
 
 
 def upgrade_record(record: dict) -> dict:

@@ -29,6 +29,7 @@ from .objectives import (contractive_penalty, corrupt, reconstruction_loss, spar
 
 N_PROBE_IMAGES = 16  # reconstructions shown in the grid
 N_PROBE_CODES = 2000  # validation points whose codes are mapped in 2-D
+FINE_TUNING = "fine-tuning"  # the stage after greedy pretraining: the whole network, end to end
 SNAPSHOT_EVERY_S = 1.0  # the live grid/map refresh about once a second; every stage's ends always kept
 JACOBIAN_SHARE = 0.1  # the exact ||J||_F (costly for wide/conv encoders) takes at most this share of the time
 LOG_EVERY_S = 0.25  # step records: often enough for a live chart, rare enough to cost nothing
@@ -61,7 +62,7 @@ class Control:
 @dataclass
 class Stage:
     index: int  # 1-based; fine-tuning is n_stages + 1
-    name: str  # "end-to-end", "stage 2 of 3", "fine-tune"
+    name: str  # "end-to-end", "pretraining layer 2 of 3", "fine-tuning" (what a lecture would say)
     level: int  # which code the map shows (h_level) and how deep reconstructions go
     epochs: int
 
@@ -131,9 +132,9 @@ def plan_stages(cfg: RunConfig, n: int) -> list[Stage]:
     t = cfg.train
     if t.strategy == "end_to_end":
         return [Stage(1, "end-to-end", n, t.epochs)]
-    stages = [Stage(k, f"stage {k} of {n}", k, t.epochs) for k in range(1, n + 1)]
+    stages = [Stage(k, f"pretraining layer {k} of {n}", k, t.epochs) for k in range(1, n + 1)]
     if t.finetune_epochs:
-        stages.append(Stage(n + 1, "fine-tune", n, t.finetune_epochs))
+        stages.append(Stage(n + 1, FINE_TUNING, n, t.finetune_epochs))
     return stages
 
 
@@ -365,7 +366,7 @@ def train_greedy(ctx: Context, stages: list[Stage], gen) -> None:
     h = x
     for stage in stages:
         done = _done(ctx, stage)  # resuming later: recompute its codes h, do not train it again
-        if stage.name == "fine-tune":
+        if stage.index > model.n_stages:  # fine-tuning: the whole network
             for p in model.parameters():
                 p.requires_grad_(True)
             _run_stage(ctx, stage, model, model.encode, x, list(model.parameters()), cfg.train.loss,
@@ -391,9 +392,9 @@ def train_greedy(ctx: Context, stages: list[Stage], gen) -> None:
                 ctx.macs += flops.cache_macs_per_sample(model, k) * len(h)
             more = k < model.n_stages or cfg.train.finetune_epochs
             if more and ctx.control.pause_after_stage and not done:
-                ctx.pause_here(f"stage {k} of {model.n_stages} done")
+                ctx.pause_here(f"pretraining layer {k} of {model.n_stages} done")
         elif cfg.train.finetune_epochs and ctx.control.pause_after_stage and not done:
-            ctx.pause_here(f"stage {k} of {model.n_stages} done; fine-tuning next")
+            ctx.pause_here(f"pretraining layer {k} of {model.n_stages} done; fine-tuning next")
     for p in model.parameters():
         p.requires_grad_(True)
 

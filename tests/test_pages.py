@@ -122,7 +122,7 @@ def test_train_page_runs_live_and_stage_by_stage(greedy_run):
     loss = next(f for t, f in figs.items() if t.startswith("loss:"))
     assert "4 epochs logged" in loss["layout"]["title"]["text"]
     names = [a.get("text") for a in loss["layout"].get("annotations", [])]
-    assert "stage 1 of 2" in names and "stage 2 of 2" in names  # greedy stages shaded and labelled
+    assert "pretraining layer 1 of 2" in names and "pretraining layer 2 of 2" in names  # greedy stages shaded and labelled
     traces = {d.get("name") for d in loss["data"]}
     assert {label("val_full_sq_err"), label("val_stage_sq_err")} <= traces  # stage 1 of 2: both curves
     assert any(t.startswith("code map h2 (PCA)") for t in figs)
@@ -172,7 +172,7 @@ def test_inspect_page_replays_and_probes_the_model(two_runs):
     assert at.selectbox(key="inspect.run").value == two_runs[0]
     at.select_slider(key="inspect.snapshot").set_value(0).run()
     assert not at.exception, at.exception
-    assert any("epoch 1, stage 1 of 2" in t for t in charts(at))
+    assert any("epoch 1, pretraining layer 1 of 2" in t for t in charts(at))
     assert [s.value for s in at.subheader] == ["Replay", "First-layer filters", "Interpolation through the code",
                                                 "Denoising demo", "Worst-reconstructed validation images"]
     assert len(at.image) == 5

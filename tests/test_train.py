@@ -76,7 +76,7 @@ def test_greedy_logs_full_stack_pixel_error_every_epoch_and_finetunes(shapes):
     _, _, ev = _train(cfg, shapes)
     ep = _epochs(ev)
     assert [e["stage"] for e in ep] == [1, 1, 2, 2, 3, 3]
-    assert [e["stage_name"] for e in ep][-1] == "fine-tune"
+    assert [e["stage_name"] for e in ep][-1] == "fine-tuning"
     assert all(e["val_full_sq_err"] > 0 for e in ep)
     snaps = [e for k, e in ev if k == "snapshot"]
     assert [s["level"] for s in snaps] == [1, 1, 2, 2, 2, 2]  # reconstructions through stages 1..k
@@ -162,7 +162,8 @@ def test_stage_by_stage_mode_pauses_after_each_greedy_stage(shapes):
                                       "train.epochs": 1, "train.finetune_epochs": 1})
     ctl = _PauseLog()
     _train(cfg, shapes, control=ctl)
-    assert ctl.reasons == ["stage 1 of 3 done", "stage 2 of 3 done", "stage 3 of 3 done; fine-tuning next"]
+    assert ctl.reasons == ["pretraining layer 1 of 3 done", "pretraining layer 2 of 3 done",
+                           "pretraining layer 3 of 3 done; fine-tuning next"]
 
 
 def _np_forward(state: dict, acts: list[tuple[str, str]], x: np.ndarray, upto: int) -> np.ndarray:

@@ -74,7 +74,7 @@ def test_stage_by_stage_waits_for_next_stage(tmp_path, tiny_cfg):
     cfg = tiny_cfg.with_overrides({"train.strategy": "greedy", "train.epochs": 1, "train.pause_after_stage": True})
     run, proc = start_run(cfg, tmp_path)
     st = _wait(run, until=lambda st: st["status"] == "paused")
-    assert st["message"] == "stage 1 of 2 done" and run.epochs()[-1]["stage"] == 1
+    assert st["message"] == "pretraining layer 1 of 2 done" and run.epochs()[-1]["stage"] == 1
     run.request("resume", pause_after_stage=False)  # "Run all stages"
     assert proc.wait(timeout=60) == 0 and run.summary()["status"] == "completed"
 

@@ -89,15 +89,13 @@ def progress(run: Run, status: dict, epochs: list[dict]) -> None:
                               f"it starts when a training slot is free")
         return
     stage = status.get("stage_name") or "starting"
-    n_stages = status.get("n_stages")
     eta = ""
     if epochs and total and s == "running":
         per = epochs[-1]["seconds"] / ep
         eta = f", about {per * (total - ep):.0f} s left"
     msg = status.get("message") or ""
     st.progress(min(1.0, ep / total) if total else 0.0,
-                text=f"**{s}**: {stage}{f' ({n_stages} stages)' if n_stages and n_stages > 1 else ''}, "
-                     f"epoch {ep} of {total or '?'}{eta}{'. ' + msg if msg else ''}")
+                text=f"**{s}**: {stage}, epoch {ep} of {total or '?'}{eta}{'. ' + msg if msg else ''}")
 
 
 def launch(cfg) -> Run:

@@ -24,8 +24,9 @@ def recon_image(run: Run, snap: dict, probe: dict | None, n: int = 8):
     if probe is None:
         return None, ""
     grid, rows = viz.recon_rows(probe["images"], snap["recon"], probe.get("noisy"), snap.get("denoised"), n=n)
-    greedy = run.config_dict().get("train", {}).get("strategy") == "greedy"
-    depth = f" through stages 1..{int(snap['level'])}" if greedy else ""
+    cfg = run.config_dict()
+    greedy, n = cfg.get("train", {}).get("strategy") == "greedy", len(cfg.get("model", {}).get("layers", []))
+    depth = f" through stages 1..{int(snap['level'])}" if greedy and int(snap["level"]) < n else ""
     return grid, f"rows: {' / '.join(rows)}{depth} ({snapshot_title(snap)})"
 
 
