@@ -136,9 +136,6 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
         writer.finish(summary)
         return summary
     job.start()
-    if job.rec.get("group"):
-        writer.set_status(status="running", message="waiting for the other runs of its race to start")
-        job.wait_group(cancelled=control.stop_asked)
     threads = share_cores(job) if queue else torch.get_num_threads()
     writer.set_status(status="running", started=time.time(), threads=threads, message="loading data")
     ctx, model, cfg, summary = None, None, None, {}
@@ -162,6 +159,11 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
         ctx.checkpoint_every_s = float(os.environ.get(CHECKPOINT_ENV, T.CHECKPOINT_EVERY_S))
         if checkpoint is not None:
             T.restore(ctx, checkpoint)
+        if job.rec.get("group"):  # a race: the first step waits until every arm is ready for its own
+            writer.set_status(message="waiting for the other runs of its race")
+            job.wait_group(cancelled=control.stop_asked)
+            job.set(go_threads=share_cores(job))  # the share it starts with, beside the other arms
+            writer.set_status(message="")
         T.run(ctx)
         summary["status"] = "completed"
     except T.Stopped:

@@ -15,11 +15,11 @@ with left:
     if st.button("Launch", key="launch", type="primary", disabled=cfg is None, width="stretch",
                  help="start training in the background worker"):
         run = live.launch(cfg)
-        st.session_state.update(run_id=run.id, race_id=None)
+        st.session_state.update(run_id=run.id, race_id=None, _scroll_to_panel=True)
         st.query_params.pop("race", None)
         st.query_params["run"] = run.id
     if race_id := race.launcher(cfg, build.data_facts(cfg)["shape"] if cfg is not None else None):
-        st.session_state.update(race_id=race_id, run_id=None)
+        st.session_state.update(race_id=race_id, run_id=None, _scroll_to_panel=True)
         st.query_params.pop("run", None)
         st.query_params["race"] = race_id
 race_id = st.query_params.get("race") or st.session_state.get("race_id")
@@ -31,9 +31,13 @@ with right:
         arch.arch_view(cfg, build.data_facts(cfg)["shape"])
     st.caption("The URL holds these settings: share it to reproduce the setup. "
                "Stage-by-stage mode (greedy): Training tab, *pause after stage*.")
-if race_id:
-    race.panel(race_id)
-elif run_id:
-    live.panel(run_id)
+if race_id or run_id:
+    with st.container(key="run_panel"):
+        if race_id:
+            race.panel(race_id)
+        else:
+            live.panel(run_id)
+    if st.session_state.pop("_scroll_to_panel", False):  # just launched: bring the live panel into view
+        views.scroll_to("run_panel")
 else:
     st.info("Set up a model on the left (or pick a preset) and press **Launch**.")

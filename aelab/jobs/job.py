@@ -68,17 +68,20 @@ class Job:
         self.set(state="running", started=time.time())
 
     def wait_group(self, timeout: float = GROUP_WAIT_S, cancelled=lambda: False) -> None:
-        """A job of a group (a race) holds its slot until every other member has left the queue, so
-        they start together and share the cores from the first step; no wait when the group is bigger
-        than the queue's slots (they could never all run at once), at most `timeout` seconds."""
+        """A job of a group (a race), ready to work, marks itself ready and waits (holding its slot) until
+        every other member is ready too or has ended, so they start their work together and share the
+        cores from the first step. No wait when the group is bigger than the queue's slots (they could
+        never all run at once); at most `timeout` seconds."""
+        self.set(ready=True)
         others = [Path(g) for g in self.rec.get("group", []) if Path(g).resolve() != self.folder.resolve()]
-        if not others or self.queue is None or len(others) + 1 > self.queue.slots:
-            return
         t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout and not cancelled():
-            if all(judge(read(g)) != "queued" for g in others):
-                return
+        while others and self.queue is not None and len(others) < self.queue.slots:
+            recs = [read(g) for g in others]
+            if all((rec or {}).get("ready") or judge(rec) not in ("queued", "running") for rec in recs) \
+                    or time.monotonic() - t0 > timeout or cancelled():
+                break
             time.sleep(GROUP_POLL_S)
+        self.set(go=time.time())
 
     def share_threads(self) -> int:
         """This job's fair share of the cores given the jobs running now (recorded as threads/sharing)."""

@@ -14,6 +14,23 @@ from . import state
 TRAIN_PAGE, COMPARE_PAGE, INSPECT_PAGE = "pages/1_Train.py", "pages/2_Compare.py", "pages/3_Inspect.py"
 
 
+def scroll_to(key: str) -> None:
+    """Bring the element with Streamlit key `key` into view (after a launch, the live panel sits below the
+    settings: on a 720-px projector it would start off screen). A zero-height component's script reaches
+    the page, which shares its origin; it retries while the element is still being drawn."""
+    import streamlit.components.v1 as components
+
+    components.html(f"""<script>
+      let tries = 0;
+      const go = () => {{
+        const e = window.parent.document.querySelector('.st-key-{key}');
+        if (e) e.scrollIntoView({{behavior: 'smooth', block: 'start'}});
+        else if (tries++ < 40) setTimeout(go, 100);
+      }};
+      go();
+    </script>""", height=0)
+
+
 def snapshot_title(snap: dict) -> str:
     return f"epoch {int(snap['epoch'])}, {snap['stage_name']}"
 
