@@ -1,4 +1,4 @@
-"""`python -m aelab ...`: the headless face of the lab (presets, train, resume, runs, pca, payoff).
+"""`python -m aelab ...`: the headless face of the lab (presets, train, resume, runs, pca, payoff, export).
 
 Each command builds a config, calls the library and prints; training goes through the same worker
 process the app uses.
@@ -149,6 +149,26 @@ def cmd_payoff(args) -> int:
     return run_payoff_cli(cfg, Path(runs[0]).parent)  # results live in the runs' own store
 
 
+def cmd_export(args) -> int:
+    """Slides from a saved run: the replay as GIF / MP4, the last frame as a PNG at slide resolution."""
+    from . import export
+    from .runs import Run
+
+    if not (args.gif or args.mp4 or args.png):
+        raise ValueError("export: say what to write: --gif OUT.gif, --mp4 OUT.mp4 and/or --png OUT.png")
+    if not (Path(args.run_dir) / "config.json").exists():
+        raise ValueError(f"export: {args.run_dir} is not a run folder (no config.json)")
+    run = Run(args.run_dir)
+    n = len(run.snapshot_files())
+    for path, write in ((args.gif, lambda p: export.gif(run, p, fps=args.fps)),
+                        (args.mp4, lambda p: export.mp4(run, p, fps=args.fps)),
+                        (args.png, lambda p: export.png(run, p))):
+        if path:
+            write(path)
+            print(f"{path}  ({n} snapshots)" if path != args.png else path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m aelab", description="aelab: an autoencoder lab (headless)")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -182,6 +202,13 @@ def main(argv: list[str] | None = None) -> int:
                         "learning rate drops or training stops")
     q.add_argument("--lsuv", action="store_true", help="also run scratch + BN with LSUV init")
     q.set_defaults(fn=cmd_payoff)
+    x = sub.add_parser("export", help="a saved run for slides: replay as GIF / MP4, last frame as PNG (1920 px)")
+    x.add_argument("run_dir", metavar="RUN_DIR")
+    x.add_argument("--gif", metavar="OUT.gif", help="the replay, 1280x720, looping")
+    x.add_argument("--mp4", metavar="OUT.mp4", help="the replay, 1920x1080, H.264 (imageio's ffmpeg; none needed)")
+    x.add_argument("--png", metavar="OUT.png", help="the finished run's frame, 1920x1080")
+    x.add_argument("--fps", type=float, default=4, help="frames (snapshots) per second")
+    x.set_defaults(fn=cmd_export)
     args = ap.parse_args(argv)
     try:
         return args.fn(args)

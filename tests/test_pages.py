@@ -176,6 +176,7 @@ def test_inspect_page_replays_and_probes_the_model(two_runs):
     assert [s.value for s in at.subheader] == ["Replay", "First-layer filters", "Interpolation through the code",
                                                 "Denoising demo", "Worst-reconstructed validation images"]
     assert len(at.image) == 5
+    assert {b.proto.label for b in at.get("download_button")} == {"Replay as GIF", "Replay as MP4", "Last frame as PNG"}
     assert sum("vs the corrupted input itself (identity)" in m.value for m in at.markdown) == 2  # replay, demo
     at.selectbox(key="inspect.noise.kind").set_value("gaussian").run()
     assert not at.exception, at.exception

@@ -1,6 +1,9 @@
 """The Inspect page's pieces: replay of saved snapshots, filters, interpolation, denoising, worst cases."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 import torch
@@ -38,6 +41,26 @@ def replay(run: Run) -> None:
         st.error(f"This snapshot cannot be read: {e}")
         return
     views.snapshot_view(run, snap, xy, method, key="replay", umap_note=views.umap_note(method))
+
+
+def slides(run: Run) -> None:
+    """The replay for slides: GIF (1280x720), MP4 and the last frame as a PNG (1920x1080), drawn on click."""
+    from .. import export
+
+    if not run.snapshot_files() or run.status().get("status") in LIVE:
+        return
+
+    def mp4() -> bytes:
+        with tempfile.TemporaryDirectory() as d:
+            return export.mp4(run, Path(d) / "replay.mp4").read_bytes()
+
+    a, b, c = st.columns(3)
+    a.download_button("Replay as GIF", lambda: export.gif(run), f"{run.id}.gif", "image/gif", key="dl_gif",
+                      help="one frame per snapshot: loss with a cursor, reconstructions, code map (1280x720)")
+    b.download_button("Replay as MP4", mp4, f"{run.id}.mp4", "video/mp4", key="dl_mp4",
+                      help="the same frames at 1920x1080, H.264")
+    c.download_button("Last frame as PNG", lambda: export.png(run), f"{run.id}.png", "image/png", key="dl_png",
+                      help="the finished run at slide resolution (1920x1080)")
 
 
 def _frame_names(run: Run, n: int) -> list[str]:

@@ -1,0 +1,139 @@
+"""Slides from a saved run: its replay as frames (loss curve with a cursor, reconstruction grid, code map, one
+frame per snapshot) written as a GIF (Pillow) or an MP4 (imageio's ffmpeg wheel: no system ffmpeg), and the
+last frame as a PNG at slide resolution.
+
+Frames are drawn with matplotlib at the requested pixel size; code maps use the same aligned layouts as the
+app (UMAP where the projection process wrote them, else PCA for every frame, so the projection never
+switches mid-film).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .embed import FrameLayouts, align, load_codes, pca_2d
+from .metrics import header
+from .runs import Run
+from .viz import PALETTE, recon_rows
+
+SLIDE = (1920, 1080)  # PNG and MP4
+GIF_SIZE = (1280, 720)  # a GIF at full HD is tens of MB; a projector shows 1280 x 720 anyway
+COMPARED = "val_full_sq_err"
+
+
+def layouts(run: Run) -> list[np.ndarray | None]:
+    """One aligned 2-D layout per snapshot, all from one projection (UMAP only if every frame has it)."""
+    files = run.snapshot_files()
+    lay = FrameLayouts().update(files)
+    if all(m == "UMAP" for m in lay.methods):
+        return list(lay.xy)
+    out, prev = [], None
+    for f in files:
+        codes = load_codes(f)
+        xy = pca_2d(codes) if codes is not None and len(codes) else None
+        out.append(prev := align(xy, prev) if xy is not None else None)
+    return out
+
+
+def frames(run: Run, size: tuple[int, int] = SLIDE, last_only: bool = False):
+    """Yield one RGB frame (H, W, 3) uint8 per snapshot, in order (or only the last one)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files, epochs, probe = run.snapshot_files(), run.epochs(), run.probe() or {}
+    x = [e["epoch"] for e in epochs]
+    y = [e.get(COMPARED) for e in epochs]
+    labels = probe.get("labels")
+    lays = layouts(run)
+    dpi = 100
+    fig = plt.figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    scale = size[1] / 1080
+    plt.rcParams.update({"font.size": 18 * scale})
+    todo = list(zip(files, lays))
+    for f, xy in todo[-1:] if last_only else todo:
+        snap = run.load_snapshot(f)
+        fig.clf()
+        gs = fig.add_gridspec(2, 2, width_ratios=[1.1, 1], height_ratios=[1, 1.15], wspace=0.08, hspace=0.3,
+                              left=0.07, right=0.99, top=0.9, bottom=0.03)
+        ax = fig.add_subplot(gs[0, 0])
+        ax.plot(x, y, color="#bbbbbb", lw=2 * scale)  # the whole run, faint
+        now = int(snap["epoch"])
+        ax.plot([a for a in x if a <= now], [b for a, b in zip(x, y) if a <= now], color=PALETTE[0], lw=3 * scale,
+                marker="o", ms=5 * scale)
+        ax.axvline(now, color="#d62728", lw=2 * scale)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(header(COMPARED))
+        ax.set_title(f"epoch {now}: {snap['stage_name']}")
+        ax.grid(alpha=0.3)
+        ax = fig.add_subplot(gs[1, 0])
+        if probe.get("images") is not None:
+            grid, rows = recon_rows(probe["images"], snap["recon"], probe.get("noisy"), snap.get("denoised"), n=8)
+            ax.imshow(grid)
+            ax.set_title(" / ".join(rows), fontsize=12 * scale)
+        ax.axis("off")
+        ax = fig.add_subplot(gs[:, 1])
+        if xy is not None:
+            c = None if labels is None or len(labels) != len(xy) else [PALETTE[int(v) % len(PALETTE)] for v in labels]
+            ax.scatter(xy[:, 0], xy[:, 1], s=14 * scale, c=c or PALETTE[0], alpha=0.8, linewidths=0)
+            (x0, x1), (y0, y1) = _ranges(xy)  # each frame fills its box: the points' arrangement is what moves
+            ax.set_xlim(x0, x1)
+            ax.set_ylim(y0, y1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"code map h{int(snap['level'])}")
+        fig.suptitle(f"{run.config_dict().get('name') or 'custom'} · {run.id}", fontsize=14 * scale, x=0.01,
+                     ha="left")
+        fig.canvas.draw()
+        yield np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+
+
+def _ranges(xy: np.ndarray, margin: float = 0.05):
+    """Axis limits holding the central 99 % of the points (a few outliers do not shrink the rest)."""
+    lo, hi = np.percentile(xy, 0.5, axis=0), np.percentile(xy, 99.5, axis=0)
+    pad = (hi - lo) * margin + 1e-6
+    return (lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])
+
+
+def _need_snapshots(run: Run) -> None:
+    if not run.snapshot_files():
+        raise ValueError(f"run {run.id} has no snapshots to replay yet")
+
+
+def gif(run: Run, out: str | os.PathLike | None = None, fps: float = 4, size=GIF_SIZE) -> bytes:
+    """The replay as an animated GIF (looping); written to `out` when given, and returned."""
+    import imageio.v3 as iio
+
+    _need_snapshots(run)
+    data = iio.imwrite("<bytes>", np.stack(list(frames(run, size))), extension=".gif", duration=1000 / fps, loop=0)
+    if out:
+        Path(out).write_bytes(data)
+    return data
+
+
+def mp4(run: Run, out: str | os.PathLike, fps: float = 4, size=SLIDE) -> Path:
+    """The replay as an H.264 MP4 through imageio-ffmpeg's bundled ffmpeg binary."""
+    import imageio.v2 as imageio
+
+    _need_snapshots(run)
+    with imageio.get_writer(out, fps=fps, codec="libx264", macro_block_size=8, quality=8,
+                            ffmpeg_log_level="error") as w:
+        for fr in frames(run, size):
+            w.append_data(fr)
+    return Path(out)
+
+
+def png(run: Run, out: str | os.PathLike | None = None, size=SLIDE) -> bytes:
+    """The last frame (the finished run) as a PNG at slide resolution."""
+    import imageio.v3 as iio
+
+    _need_snapshots(run)
+    data = iio.imwrite("<bytes>", next(frames(run, size, last_only=True)), extension=".png")
+    if out:
+        Path(out).write_bytes(data)
+    return data
+
