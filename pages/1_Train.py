@@ -1,9 +1,21 @@
 """Train: build an autoencoder, launch it in the worker, watch it learn live."""
 import streamlit as st
 
-from aelab.ui import arch, build, frame, live, race, views
+from aelab.ui import arch, build, frame, live, present, race, views
 
 frame.ensure()
+if present.enabled():  # a projector: the live panels only, on one screen
+    present.style()
+    present.toggle()
+    race_id = st.query_params.get("race") or st.session_state.get("race_id")
+    run_id = None if race_id else st.query_params.get("run") or st.session_state.get("run_id")
+    if race_id:
+        present.live_race(race_id)
+    elif run_id:
+        present.live_run(run_id)
+    else:
+        st.info("Launch a run or a race, then switch presentation mode on.")
+    st.stop()
 st.title("Train")
 left, right = st.columns([2, 3], gap="large")
 with left:
@@ -32,6 +44,7 @@ with right:
     st.caption("The URL holds these settings: share it to reproduce the setup. "
                "Stage-by-stage mode (greedy): Training tab, *pause after stage*.")
 if race_id or run_id:
+    present.toggle()
     with st.container(key="run_panel"):
         if race_id:
             race.panel(race_id)

@@ -2,12 +2,19 @@
 import streamlit as st
 
 from aelab.runs import Unreadable
-from aelab.ui import frame, inspect, state, views
+from aelab.ui import frame, inspect, present, state, views
 
 frame.ensure()
-st.title("Inspect a run")
+if present.enabled():  # a projector: the replay only, on one screen
+    present.style()
+    present.toggle()
+else:
+    st.title("Inspect a run")
 run = views.pick_run("inspect.run", state.store().list())
 if run is None:
+    st.stop()
+if present.enabled():
+    present.replay(run)
     st.stop()
 if damage := run.damage():
     st.error(f"This run is damaged: {damage}. What still reads is shown.")

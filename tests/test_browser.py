@@ -199,3 +199,29 @@ def test_server_killed_mid_run_loses_nothing(page, tmp_path):
         pg.close()
     finally:
         server.stop(proc)
+
+
+def test_presentation_mode_fits_a_projector(app_url, page, shots):
+    """1280x720: loss, grid and code map of a run all inside the viewport, no sidebar, no scrolling."""
+    launch(page, app_url, RUN2)
+    page.get_by_text("completed").first.wait_for(timeout=WAIT_S * 1000)
+    run_id = page.evaluate("() => new URL(location.href).searchParams.get('run')")
+    pg = page.context.browser.new_page(viewport={"width": 1280, "height": 720})
+    try:
+        pg.goto(f"{app_url}/Train?run={run_id}&present=1")
+        boxes = {}
+        for name, sel in (("loss", ".st-key-present_loss .js-plotly-plot"), ("grid", "[data-testid='stImage'] img"),
+                          ("map", ".st-key-present_map .js-plotly-plot")):
+            pg.locator(sel).first.wait_for(timeout=120_000)
+            boxes[name] = pg.locator(sel).first.bounding_box()
+        pg.wait_for_timeout(500)
+        for name, b in boxes.items():
+            assert b["x"] >= 0 and b["y"] >= 0 and b["x"] + b["width"] <= 1280 and b["y"] + b["height"] <= 720, (name, b)
+        assert pg.locator("[data-testid='stSidebar']").first.is_hidden()
+        assert pg.locator("[data-testid='stException']").count() == 0
+        font = pg.evaluate("() => Math.min(...[...document.querySelectorAll('.st-key-present_loss .xtick text')]"
+                           ".map(t => parseFloat(getComputedStyle(t).fontSize)))")
+        assert font >= 18
+        pg.screenshot(path=str(shots / "present.png"))
+    finally:
+        pg.close()

@@ -47,6 +47,14 @@ def test_one_click_races_greedy_against_end_to_end_on_the_compute_axis(at):
     assert abs(ends[0] - ends[1]) / ends[0] < 0.25  # equal compute: both curves end near the same GFLOP
     assert len(at.image) == 2 and sum(t.startswith("code map") for t in charts(at)) == 2
     assert any("leads by" in c.value and "on the test split" in c.value for c in at.caption)
+    shown = open_page("pages/1_Train.py", race=race_id, present="1")  # the projector view of the same race
+    assert not shown.get("button") and len(shown.image) == 2  # no settings, no Launch: the panels only
+    assert len(shown.get("plotly_chart")) == 3  # the curves and both code maps
+    replay = open_page("pages/3_Inspect.py", run=r.run_ids[0], present="1")
+    assert replay.select_slider(key=f"present.frame.{r.run_ids[0]}").value == len(
+        list((runs / r.run_ids[0] / "snapshots").glob("*.npz"))) - 1
+    replay.select_slider(key=f"present.frame.{r.run_ids[0]}").set_value(0).run()
+    assert not replay.exception and len(replay.image) == 1 and not replay.get("subheader")
 
 
 def test_a_race_the_config_cannot_run_is_disabled_and_says_why(at):

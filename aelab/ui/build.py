@@ -68,7 +68,7 @@ for _k in flat_items(RunConfig()):  # a field added to the config later still ge
         GROUPS[_SECTION_GROUP[_k.split(".")[0]]].append(_k)
 STORE = "_train_cfg"  # last built config (dotted -> widget value): survives page switches
 URL_SEEN = "_train_url"
-PAGE_KEYS = ("run", "race")  # URL keys of the page itself, not settings
+PAGE_KEYS = ("run", "race", "present")  # URL keys of the page itself, not settings
 IMAGE_SHAPES = {"mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
                 "kmnist": (1, 28, 28), "digits": (1, 8, 8), "shapes": (1, 16, 16), "cifar10": (3, 32, 32)}
 
@@ -289,5 +289,7 @@ def sync_url(cfg: RunConfig | None, run_id: str | None, race_id: str | None = No
         qp["run"] = run_id
     if race_id:
         qp["race"] = race_id
+    if st.query_params.get("present"):
+        qp["present"] = st.query_params["present"]
     if qp != st.query_params.to_dict():
         st.query_params.from_dict(qp)

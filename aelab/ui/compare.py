@@ -71,8 +71,9 @@ def grids(runs: list[Run]) -> dict[str, np.ndarray]:
     return out
 
 
-def maps(runs: list[Run]) -> None:
-    """Final code maps side by side: each aligned to the first and drawn on shared axes."""
+def aligned_latest(runs: list[Run]) -> list[tuple[Run, dict | None, np.ndarray | None, str]]:
+    """(run, latest snapshot, its 2-D layout, method) per run: one projection for all (UMAP only when
+    every run has it, else PCA), each layout aligned to the first."""
     from .inspect import request_umap
 
     latest = []
@@ -83,19 +84,24 @@ def maps(runs: list[Run]) -> None:
     if any(m != "UMAP" for _, xy, m in latest if xy is not None):  # one projection for all, or none is comparable
         latest = [(r, pca_2d(codes) if xy is not None and m == "UMAP" and (codes := _codes(r)) is not None else xy,
                    "PCA") for r, xy, m in latest]
-    frames, ref = [], None
+    out, ref = [], None
     for r, xy, method in latest:
         if xy is not None:
             xy = align(xy, ref)
             ref = xy if ref is None else ref
-        frames.append((r, xy, method))
-    present = [xy for _, xy, _ in frames if xy is not None]
+        out.append((r, r.latest_snapshot(), xy, method))
+    return out
+
+
+def maps(runs: list[Run]) -> None:
+    """Final code maps side by side: one projection, each aligned to the first, drawn on shared axes."""
+    frames = aligned_latest(runs)
+    present = [xy for _, _, xy, _ in frames if xy is not None]
     if not present:
         return
     ranges = viz.shared_ranges(present)
-    for col, (r, xy, method) in zip(st.columns(len(frames)), frames):
+    for col, (r, snap, xy, method) in zip(st.columns(len(frames)), frames):
         with col:
-            snap = r.latest_snapshot()
             st.caption(label(r))
             if snap is not None:
                 views.code_map(r, xy, method, snap, r.probe(), ranges=ranges, key=f"cmp_map_{r.id}", height=380)

@@ -1,0 +1,164 @@
+"""Presentation mode (`?present=1` or the toggle): what a room must see, on one 1280x720 screen without
+scrolling — loss with stage bands, reconstruction grid, code map — in large type and high contrast, for a
+live run, a race of two runs, and a replay. No sidebar, no settings, no toolbar."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from .. import race as races
+from .. import viz
+from ..runs import LIVE, Run
+from . import compare, race, state, views
+
+PARAM = "present"
+FONT_PX = 18  # chart text on a projector
+CSS = """<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"],
+[data-testid="stToolbar"], [data-testid="stDecoration"] {display: none !important;}
+.block-container, [data-testid="stMainBlockContainer"] {padding: 0.4rem 1rem 0 1rem !important; max-width: 100% !important;}
+html, body, [data-testid="stMarkdownContainer"] p {font-size: 18px; color: #000;}
+[data-testid="stVerticalBlock"] {gap: 0.3rem;}
+</style>"""
+
+
+def enabled() -> bool:
+    """On when the URL says present=1 (a link opens a projector view) or the toggle was switched on."""
+    return st.query_params.get(PARAM) == "1"
+
+
+def toggle() -> bool:
+    """The switch (it keeps the URL parameter in step, so a refresh stays in presentation mode)."""
+    on = st.toggle("Presentation mode", value=enabled(), key="present.toggle",
+                   help="one screen for a projector: loss, reconstructions and code map, large type")
+    if on != enabled():
+        if on:
+            st.query_params[PARAM] = "1"
+        else:
+            st.query_params.pop(PARAM, None)
+        st.rerun()
+    return on
+
+
+def style() -> None:
+    st.html(CSS)
+
+
+def big(fig: go.Figure, height: int) -> go.Figure:
+    """A figure for a projector: 18-px text, black on white, thick lines, stage bands that show."""
+    fig.update_layout(height=height, font=dict(size=FONT_PX, color="#000"), title_font_size=FONT_PX + 2,
+                      margin=dict(l=10, r=10, t=50, b=10), paper_bgcolor="white", plot_bgcolor="white")
+    fig.update_xaxes(showgrid=True, gridcolor="#ccc", linecolor="#000", tickfont_size=FONT_PX)
+    fig.update_yaxes(showgrid=True, gridcolor="#ccc", linecolor="#000", tickfont_size=FONT_PX)
+    fig.update_traces(line_width=3, selector=dict(mode="lines+markers"))
+    for shape in fig.layout.shapes or ():
+        shape.opacity = 0.35 if shape.type == "rect" else shape.opacity
+    for ann in fig.layout.annotations or ():
+        words = (ann.text or "").split()  # stage bands are narrow: "pretraining layer 2 of 3" -> "layer 2"
+        if len(words) >= 4 and words[-4] in ("layer", "stage") and words[-2] == "of":
+            ann.text = f"layer {words[-3]}"
+        ann.font.size = FONT_PX - 2
+    return fig
+
+
+def _grid(run: Run, snap: dict, caption: str = "") -> None:
+    grid, rows = views.recon_image(run, snap, run.probe())
+    if grid is not None:
+        st.image(grid, caption=caption or rows, width="stretch")
+
+
+def _map(run: Run, xy, method: str, snap: dict, key: str, height: int, ranges=None) -> None:
+    if xy is None:
+        return
+    probe = run.probe()
+    labels = probe.get("labels") if probe else None
+    classes = [str(c) for c in probe["classes"]] if probe is not None and len(probe.get("classes", [])) else None
+    fig = viz.code_map_figure(xy, labels, classes, f"code map ({method})", ranges, height=height)
+    fig.update_traces(marker_size=6)
+    st.plotly_chart(big(fig, height), key=key)
+
+
+def run_view(run: Run, frame: int | None = None, height: int = 600) -> None:
+    """One run on one screen: loss (with a cursor at the shown frame in a replay), grid, map."""
+    status, metrics = run.status(), run.metrics()
+    files = run.snapshot_files()
+    i = len(files) - 1 if frame is None else frame
+    snap, xy, method = views.frame_at(run, i) if files else (None, None, "PCA")
+    left, mid, right = st.columns([5, 4, 4], vertical_alignment="top")
+    with left:
+        fig = big(viz.loss_figure(metrics, "epoch"), height)
+        if frame is not None and snap is not None:
+            fig.add_vline(x=int(snap["epoch"]), line_color="#d62728", line_width=3)
+        st.plotly_chart(fig, key="present_loss")
+    with mid:
+        at = f", epoch {int(snap['epoch'])}" if snap is not None else ""
+        st.markdown(f"**{status.get('status')}** · {status.get('stage_name') or 'starting'}{at}")
+        if snap is not None:
+            _grid(run, snap)
+        else:
+            st.info("The first reconstructions appear after the first epoch.")
+    with right:
+        if snap is not None:
+            _map(run, xy, method, snap, "present_map", height - 40)
+
+
+def live_run(run_id: str) -> None:
+    run = state.get_run(run_id)
+    if run is None:
+        st.warning(f"no run {run_id!r}")
+        return
+    live = run.status().get("status") in LIVE
+    st.fragment(run_every=1.0 if live else None)(_live_run)(run, live)
+
+
+def _live_run(run: Run, was_live: bool) -> None:
+    if was_live and run.status().get("status") not in LIVE:
+        st.rerun()
+    run_view(run)
+
+
+def live_race(race_id: str) -> None:
+    loaded = race.load(race_id)
+    if loaded is None:
+        return
+    live = any(x.status().get("status") in LIVE for x in loaded[1])
+    st.fragment(run_every=1.0 if live else None)(_live_race)(*loaded, live)
+
+
+def _live_race(r: races.Race, runs: list[Run], was_live: bool) -> None:
+    if was_live and not any(x.status().get("status") in LIVE for x in runs):
+        st.rerun()
+    top, note = st.columns([3, 1])
+    with top:
+        curves = {label: x.epochs() for label, x in zip(r.labels, runs)}
+        fig = big(viz.compare_figure(curves, "gflop"), 330)
+        fig.update_layout(legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"), margin_t=80)
+        st.plotly_chart(fig, key="present_race_curves")
+    with note:
+        for label, x in zip(r.labels, runs):
+            s = x.status()
+            st.markdown(f"**{label}**: {s.get('status')}, {s.get('stage_name') or 'starting'}")
+        st.caption(race.verdict(r, runs))
+    frames = compare.aligned_latest(runs)
+    present = [xy for _, _, xy, _ in frames if xy is not None]
+    ranges = viz.shared_ranges(present) if present else None
+    cols = st.columns(4)
+    for k, (label, (x, snap, xy, method)) in enumerate(zip(r.labels, frames)):
+        if snap is None:
+            continue
+        with cols[2 * k]:
+            _grid(x, snap, caption=label)
+        with cols[2 * k + 1]:
+            _map(x, xy, method, snap, f"present_race_map_{k}", 300, ranges)
+
+
+def replay(run: Run) -> None:
+    """A saved run frame by frame: the slider moves the loss cursor, the grid and the map together."""
+    files = run.snapshot_files()
+    if not files:
+        st.info("This run has no snapshots yet.")
+        return
+    names = [f"{i + 1}/{len(files)}" for i in range(len(files))]
+    i = st.select_slider("frame", list(range(len(files))), value=len(files) - 1, key=f"present.frame.{run.id}",
+                         format_func=names.__getitem__, label_visibility="collapsed")
+    run_view(run, frame=i, height=560)
