@@ -16,6 +16,7 @@ from typing import Any
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear")
 DATASETS = ("mnist5k", "digits", "shapes", "mnist", "fashion_mnist", "kmnist", "cifar10", "file")
+TORCHVISION_DATASETS = ("mnist", "fashion_mnist", "kmnist", "cifar10")  # read from data.data_dir (aelab/data.py)
 NOISE_KINDS = ("none", "gaussian", "masking", "salt_pepper")
 SPARSITY_KINDS = ("none", "l1", "kl")
 STRATEGY_NAMES = ("end_to_end", "greedy")

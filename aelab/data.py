@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import DataConfig
+from .config import TORCHVISION_DATASETS, DataConfig
 
 SPLIT_SEED = 0  # fixed: every run of a dataset sees the same train/val/test split, so runs are comparable
 TEST_FRACTION = 0.2  # held out for test where a dataset has no official test set (digits, shapes, files)
@@ -38,6 +38,7 @@ TORCHVISION = {
                           "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
     "cifar10": ("CIFAR10", ["data_batch_1..5", "test_batch", "batches.meta"]),
 }
+assert set(TORCHVISION) == set(TORCHVISION_DATASETS)  # the config's list (torch-free) names the same sets
 
 
 @dataclass

@@ -12,7 +12,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .config import RunConfig
+from .config import TORCHVISION_DATASETS, RunConfig
 
 DATA_ROOT_ENV = "AELAB_DATA_ROOT"  # one more folder the operator opens to the app (e.g. a course's data)
 DEBIAN_DATASETS = Path("/usr/share/datasets")  # Debian's dataset packages (dataset-fashion-mnist)
@@ -48,12 +48,10 @@ def check_inside(path: str | os.PathLike, roots: list[Path], key: str = "path") 
 
 def check_data_paths(cfg: RunConfig, runs_dir: str | os.PathLike) -> RunConfig:
     """Refuse a config whose data the app would read (or create folders for) outside its data folders."""
-    from .data import TORCHVISION
-
     roots = data_roots(runs_dir)
     if cfg.data.name == "file":
         check_inside(cfg.data.path, roots, "data.path")
-    if cfg.data.name in TORCHVISION:
+    if cfg.data.name in TORCHVISION_DATASETS:
         check_inside(cfg.data.data_dir, roots, "data.data_dir")
     return cfg
 

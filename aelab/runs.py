@@ -24,14 +24,17 @@ import secrets
 import time
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .config import RunConfig
 from .fsutil import (StoreWriteError, Unreadable, atomic_write, atomic_write_json, load_json,  # noqa: F401
                      read_json, writing)
 from .metrics import upgrade_record, upgrade_summary
+
+if TYPE_CHECKING:  # torch is imported where it is used: reading runs and drawing pages need none
+    import torch
 
 LIVE = ("queued", "running", "paused")
 FINAL = ("completed", "stopped", "diverged", "failed", "interrupted", "cancelled")
@@ -42,6 +45,8 @@ CHECKPOINT = "checkpoint.pt"
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    import torch
+
     return (images.float().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
@@ -307,6 +312,8 @@ class Run:
 
     def checkpoint(self) -> dict | None:
         """The last checkpoint's state (tensors on the CPU), None when there is none; Unreadable if damaged."""
+        import torch
+
         path = self.dir / CHECKPOINT
         if not path.exists():
             return None
@@ -456,6 +463,8 @@ class RunWriter:
             arrays["denoised"] = _to_uint8(probes.pop("denoised"))
         arrays.update({k: np.asarray(v) for k, v in probes.items() if v is not None})
         if codes is not None:
+            import torch
+
             c = codes.float()
             arrays["code_dim"] = np.int32(c.shape[1])
             counts, edges = np.histogram(c.numpy().ravel(), bins=40)
@@ -476,6 +485,8 @@ class RunWriter:
         cut must not leave an empty file in place of the last good checkpoint."""
         with writing("writing metrics"):
             self._metrics.flush()
+        import torch
+
         store = {"metrics_bytes": self._metrics.tell(), "snapshots": [p.name for p in self.run.snapshot_files()]}
         with writing("saving a checkpoint"):
             atomic_write(self.dir / CHECKPOINT, lambda tmp: torch.save(dict(state, store=store), tmp), durable=True)

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import io
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
-import torch
 from plotly.subplots import make_subplots
-from torchvision.utils import make_grid
 
 from .metrics import header, label
+
+if TYPE_CHECKING:  # torch is imported where it is used: reading runs and drawing pages need none
+    import torch
 
 STAGE_FILL = ("rgba(99,110,250,0.07)", "rgba(239,85,59,0.07)")
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -34,6 +36,9 @@ def upscale(images: np.ndarray, min_px: int = MIN_CELL_PX) -> np.ndarray:
 
 def image_grid(images: np.ndarray, nrow: int = 8, pad: int = 2) -> np.ndarray:
     """uint8 (N, C, H, W) -> one (H', W', 3) uint8 grid image, white gaps between cells."""
+    import torch  # here, not at import: the first page is drawn before torch is loaded
+    from torchvision.utils import make_grid
+
     t = torch.from_numpy(np.ascontiguousarray(upscale(np.asarray(images))))
     g = make_grid(t, nrow=nrow, padding=pad, pad_value=255)  # (3, H', W'); grey images are repeated to RGB
     return g.permute(1, 2, 0).numpy().astype(np.uint8)
@@ -41,7 +46,7 @@ def image_grid(images: np.ndarray, nrow: int = 8, pad: int = 2) -> np.ndarray:
 
 def to_uint8(x) -> np.ndarray:
     """Float images in [0, 1] (tensor or array) -> uint8."""
-    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    a = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)  # a tensor, without importing torch
     return (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
 
 

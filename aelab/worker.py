@@ -19,8 +19,6 @@ import time
 import traceback
 from pathlib import Path
 
-import torch
-
 from . import jobs
 from .config import RunConfig, validate, validate_for_data
 from .jobs import watch
@@ -107,6 +105,8 @@ class FileControl:
 
 def share_cores(job: jobs.Job) -> int:
     """Set torch's threads to this job's fair share of the cores (no oversubscription)."""
+    import torch
+
     n = job.share_threads()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
@@ -118,6 +118,8 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
 
     With a queue (the worker process), wait for a slot first and train with a fair share of the cores.
     """
+    import torch
+
     from . import train as T
     from .data import load_data
     from .model import build_model, count_params
@@ -353,6 +355,7 @@ class WorkerPool:
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "--standby":
+        import torch
         # Pay the imports now, then wait for a run folder on stdin. Parent gone (EOF) = exit quietly.
         from . import evaluate, model, train  # noqa: F401
         from .config import DataConfig

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from aelab.config import RunConfig
@@ -88,3 +89,14 @@ def test_encoder_blocks_split_into_pre_activation_and_post():
     assert torch.allclose(a, F.conv2d(conv.prepare(x), c.conv.weight, c.conv.bias, padding=1))
     assert c.width == 4 and a.shape == (3, 4, 8, 8) and c.post(a).shape == (3, 4, 4, 4)
     assert torch.equal(c.post(a), c(conv.prepare(x)))
+
+
+@pytest.mark.parametrize("kind,layers,shape", [("dense", "64,16,4", (1, 12, 12)), ("conv", "8,4", (3, 16, 16))])
+@pytest.mark.parametrize("tied", [True, False])
+def test_the_torch_free_param_count_matches_the_built_model(kind, layers, shape, tied):
+    from aelab.arch import param_count
+
+    cfg = RunConfig().with_overrides({"model.kind": kind, "model.layers": layers, "model.tied": tied})
+    assert param_count(cfg, shape) == count_params(build_model(cfg, shape))
+    other = cfg.with_overrides({"model.tied": not tied})
+    assert param_count(cfg, shape, tied=not tied) == count_params(build_model(other, shape))

@@ -1,0 +1,27 @@
+"""The first paint stays light: serving Home and the Train page (settings, diagram, Launch) must not import
+torch, torchvision, umap, scikit-learn or matplotlib into the server process (they cost seconds; the warm
+worker and the projector pay them in their own processes). Checked on sys.modules, in a fresh interpreter."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HEAVY = ("torch", "torchvision", "umap", "sklearn", "matplotlib")
+SCRIPT = f"""
+import json, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from apptest import open_page
+home = open_page()
+train = open_page("pages/1_Train.py", preset="stacked-denoising")
+assert train.button(key="launch") and not train.button(key="launch").disabled
+print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
+"""
+
+
+def test_home_and_train_pages_are_served_without_heavy_imports(tmp_path):
+    env = dict(os.environ, AELAB_RUNS_DIR=str(tmp_path / "runs"), AELAB_UMAP="0")
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=Path(__file__).parents[1], check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
