@@ -3,7 +3,10 @@
     .venv/bin/python -m scripts.bench_ui [--repeats 3]
 
 For each repeat: start `streamlit run app.py` on a fresh port and an empty runs folder, and report
-  cold start:   process start -> the Train page is interactive (its Launch button is enabled)
+  baseline:     process start -> a one-page Streamlit app (a title and a button) is interactive, measured
+                in the same repeat: the floor any Streamlit app pays
+  cold start:   process start -> the Train page is interactive (its Launch button is enabled), and its
+                ratio to the baseline
   first loss:   click Launch -> the live loss chart shows its first training point (1st click, right
                 after the page came up; the warm worker may still be importing torch)
   first loss 2: the same for a second Launch once the app has settled (the first run stopped and
@@ -36,8 +39,31 @@ def click_to_first_loss(pg, old_run: str) -> float:
     return time.perf_counter() - t
 
 
+ONE_PAGE = 'import streamlit as st\nst.title("one page")\nst.button("Launch", key="launch")\n'
+
+
+def baseline(pw, runs: Path) -> float:
+    """Process start -> a one-page Streamlit app's button is enabled."""
+    app = runs / "one_page.py"
+    app.write_text(ONE_PAGE)
+    t0 = time.perf_counter()
+    proc, base = server.start(runs, log=runs / "baseline.log", app=app)
+    try:
+        browser = pw.chromium.launch(executable_path=server.CHROMIUM, args=server.CHROMIUM_ARGS)
+        server.wait_healthy(base, proc)
+        pg = browser.new_page(viewport={"width": 1500, "height": 1200})
+        pg.goto(base)
+        pg.wait_for_function(ENABLED, polling=20, timeout=120_000)
+        took = time.perf_counter() - t0
+        browser.close()
+        return took
+    finally:
+        server.stop(proc)
+
+
 def one(pw) -> dict:
     runs = Path(tempfile.mkdtemp(prefix="aelab-bench-"))
+    floor = baseline(pw, runs)
     t0 = time.perf_counter()
     proc, base = server.start(runs, log=runs / "server.log")
     try:
@@ -55,7 +81,8 @@ def one(pw) -> dict:
         second = click_to_first_loss(pg, run1)
         pg.locator(".st-key-stop button").first.click()
         browser.close()
-        return {"cold_start_s": cold, "click_to_first_loss_s": first, "click_to_first_loss_warm_s": second}
+        return {"baseline_one_page_s": floor, "cold_start_s": cold, "cold_vs_baseline": cold / floor,
+                "click_to_first_loss_s": first, "click_to_first_loss_warm_s": second}
     finally:
         server.stop(proc)
 
@@ -73,7 +100,9 @@ def main() -> int:
             print(f"repeat {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1].items()), flush=True)
     for k in rows[0]:
         vals = [r[k] for r in rows]
-        print(f"{k}: median {statistics.median(vals):.2f} s (min {min(vals):.2f}, max {max(vals):.2f}, n={len(vals)})")
+        unit = "" if k.endswith("baseline") else " s"
+        print(f"{k}: median {statistics.median(vals):.2f}{unit} (min {min(vals):.2f}, max {max(vals):.2f}, "
+              f"n={len(vals)})")
     return 0
 
 

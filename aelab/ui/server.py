@@ -26,13 +26,14 @@ def free_port() -> int:
 
 
 def start(runs_dir: str | os.PathLike, port: int | None = None, env: dict | None = None,
-          log: str | os.PathLike | None = None) -> tuple[subprocess.Popen, str]:
-    """Launch the app on a free port; returns (process, base URL) once the process is up (not yet healthy)."""
+          log: str | os.PathLike | None = None, app: str | os.PathLike | None = None) -> tuple[subprocess.Popen, str]:
+    """Launch the app (or another Streamlit script: the UI benchmark's one-page baseline) on a free port;
+    returns (process, base URL) once the process is up (not yet healthy)."""
     port = port or free_port()
     e = dict(os.environ, AELAB_RUNS_DIR=str(runs_dir), **(env or {}))
     e.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
     out = open(log, "ab") if log else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless",
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app or ROOT / "app.py"), "--server.headless",
                              "true", "--server.port", str(port), "--server.address", "127.0.0.1",
                              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
                             cwd=ROOT, env=e, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
