@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..metrics import header
+from ..metrics import VOCABULARY, header
 from ..presets import PRESETS
 from . import state, views
 
@@ -28,9 +28,14 @@ def page() -> None:
         st.info("No runs yet: open a preset above and press Launch.")
         return
     table = views.runs_table(runs)
-    st.dataframe(table, hide_index=True, key="home_runs")
-    err = header("test_full_sq_err")
-    for r, line in zip(runs[:6], table.to_dict("records")):
-        damage = f" ({line['damage']})" if isinstance(line["damage"], str) else ""
-        st.markdown(f"`{r.id}`: **{line['status']}**{damage}, {line['strategy']}, {err} {views.fmt(line[err])}")
-        views.run_links(r, key=f"home_{r.id}")
+    table["train"] = [f"Train?run={r.id}" for r in runs]  # one list, each row linking to its pages
+    table["inspect"] = [f"Inspect?run={r.id}" for r in runs]
+    shown = ["run", "train", "inspect", "status"] + (["damage"] if table["damage"].notna().any() else []) + \
+        ["strategy", "layers", header("test_full_sq_err")]  # fits a 1280-px screen; Compare has the rest
+    st.dataframe(table, hide_index=True, key="home_runs", column_order=shown, width="stretch", column_config={
+        "train": st.column_config.LinkColumn("open", display_text="Train", width="small"),
+        "inspect": st.column_config.LinkColumn("", display_text="Inspect", width="small"),
+        "layers": st.column_config.TextColumn("layers", width="small"),
+        "damage": st.column_config.TextColumn("damage", help="why a damaged run is listed as damaged"),
+        header("test_full_sq_err"): st.column_config.NumberColumn(
+            "test error", format="%.2f", help=f"{header('test_full_sq_err')}: {VOCABULARY['test_full_sq_err'].definition}")})

@@ -157,14 +157,6 @@ def runs_table(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame([status_line(r) for r in runs])
 
 
-def run_links(run: Run, key: str) -> None:
-    a, b = st.columns(2)
-    live = run.status().get("status") in LIVE
-    a.page_link(TRAIN_PAGE, label="watch live" if live else "open in Train", icon=":material/monitoring:",
-                query_params={"run": run.id})
-    b.page_link(INSPECT_PAGE, label="inspect", icon=":material/search:", query_params={"run": run.id})
-
-
 def pick_run(key: str, runs: list[Run], finished_only: bool = False) -> Run | None:
     """A run selectbox, defaulting to ?run= from the URL; keeps the choice in the URL."""
     if finished_only:
