@@ -91,6 +91,7 @@ def test_invalid_config_is_explained_and_launch_disabled(runs_dir):
 def test_preset_link_and_url_reproduce_a_setup(runs_dir):
     at = app("pages/1_Train.py", preset="tied-stacked")
     assert at.text_input(key="model.layers").value == "100,30"
+    assert at.caption[0].value.startswith("Preset **Tied stacked AE (greedy)**:")  # the loaded preset is named
     assert at.checkbox(key="model.tied").value is True
     title = next(t for t in charts(at) if "autoencoder" in t)
     assert "tied" in title and "if untied" in title

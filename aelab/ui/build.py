@@ -50,8 +50,7 @@ KNOBS = {
     "train.seed": (1, "same seed, same config: the same run"),
     "train.device": (None, "auto uses a GPU when there is one"),
 }
-GROUPS = {
-    "Data": ["data.name", "data.max_train", "data.val_fraction", "data.data_dir", "data.path", "data.label_column"],
+GROUPS = {  # the tab shown first is the one people change most; Data last (mostly greyed for bundled data)
     "Model": ["model.kind", "model.layers", "model.activation", "model.code_activation",
               "model.output_activation", "model.tied"],
     "Regularisers": ["noise.kind", "noise.level", "sparsity.kind", "sparsity.target", "sparsity.weight",
@@ -59,6 +58,7 @@ GROUPS = {
     "Training": ["train.strategy", "train.epochs", "train.finetune_epochs", "train.pause_after_stage",
                  "train.loss", "train.optimizer", "train.schedule", "train.lr", "train.batch_size", "train.weight_decay",
                  "train.seed", "train.device"],
+    "Data": ["data.name", "data.max_train", "data.val_fraction", "data.data_dir", "data.path", "data.label_column"],
 }
 _SECTION_GROUP = {"data": "Data", "model": "Model", "noise": "Regularisers", "sparsity": "Regularisers",
                   "contractive": "Regularisers", "train": "Training"}
@@ -225,7 +225,11 @@ def build_panel() -> tuple[RunConfig | None, str | None]:
     st.selectbox("start from a preset", ["(keep current settings)"] + names, key="_preset",
                  format_func=lambda n: n if n not in PRESETS else f"{PRESETS[n].title}: {PRESETS[n].idea}",
                  on_change=lambda: apply_preset(ss["_preset"]) if ss["_preset"] in PRESETS else None)
-    current, _ = from_flat({k: ss[k] for k in KNOBS})  # ranges that depend on another field use its value
+    current, _ = from_flat({k: ss[k] for k in KNOBS})
+    if (name := ss.get("_name", "")) in PRESETS:  # say which preset the settings came from
+        p = PRESETS[name]
+        changed = " (changed since)" if flat_items(current) != flat_items(p.config()) else ""
+        st.caption(f"Preset **{p.title}**{changed}: {p.idea}")  # ranges that depend on another field use its value
     tabs = st.tabs(list(GROUPS))
     for tab, (group, keys) in zip(tabs, GROUPS.items()):
         with tab:
