@@ -161,7 +161,10 @@ def loss_figure(metrics: list[dict], axis: str = "epoch", n_train: int | None = 
     for key, color, dash in _error_curves(epochs):
         fig.add_scatter(x=ex, y=[r.get(key) for r in epochs], mode="lines+markers", name=label(key),
                         line=dict(color=color, width=2, dash=dash), row=2, col=1)
-    shade_stages(fig, stage_spans(epochs, axis, n_train))
+    spans = stage_spans(epochs, axis, n_train)
+    shade_stages(fig, spans)
+    if len({s[2] for s in spans}) > 1:  # greedy stages optimise different objectives (pixel BCE, code MSE):
+        fig.update_yaxes(type="log", title_text="log scale", row=1, col=1)  # each visible at its own scale
     fig.update_xaxes(title_text=X_LABELS[axis], row=2, col=1)
     fig.update_layout(title=f"loss: {len(steps)} steps, {len(epochs)} epochs logged", height=height,
                       margin=dict(l=10, r=10, t=70, b=10), legend=dict(orientation="h", y=-0.15),

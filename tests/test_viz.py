@@ -23,11 +23,13 @@ def test_loss_figure_shades_and_labels_greedy_stages():
     assert sorted({s.x0 for s in fig.layout.shapes}) == [0.0, 2.0]  # both panels shaded
     assert {a.text for a in fig.layout.annotations} >= {"stage 1 of 2", "stage 2 of 2"}
     assert list(fig.data[0].x) == [0.32, 2.5]  # steps at fractional epochs: samples / train size
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis2.type != "log"  # stage objectives differ in scale
 
 
 def test_end_to_end_has_no_stage_shading_and_other_axes():
     recs = [epoch_rec(1, e, "end-to-end") for e in (1, 2)]
     assert not viz.loss_figure(recs, "seconds").layout.shapes
+    assert viz.loss_figure(recs).layout.yaxis.type != "log"
     fig = viz.compare_figure({"a": recs, "b": recs}, "samples")
     assert len(fig.data) == 2 and list(fig.data[0].x) == [100, 200]
 
