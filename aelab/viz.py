@@ -298,6 +298,9 @@ def arch_blocks(kind: str, input_shape: tuple[int, ...], layers: tuple[int, ...]
     return enc + dec
 
 
+TIE_STEP = 0.24  # vertical gap between the tie lines of consecutive stages (room for a label each)
+
+
 def arch_figure(kind: str, input_shape: tuple[int, ...], layers: tuple[int, ...], tied: bool,
                 params: int, params_other: int, height: int = 330) -> go.Figure:
     """Layers as blocks (height ~ log size), the code layer highlighted, tied encoder/decoder pairs linked."""
@@ -316,17 +319,17 @@ def arch_figure(kind: str, input_shape: tuple[int, ...], layers: tuple[int, ...]
         fig.add_annotation(x=e, y=0, text=f"E{k}", showarrow=False, font=dict(size=12), bgcolor="white")
         fig.add_annotation(x=d, y=0, text=f"D{k}", showarrow=False, font=dict(size=12), bgcolor="white")
         if tied:
-            y = 1.25 + 0.18 * (n - k)
+            y = 1.25 + TIE_STEP * (n - k)
             fig.add_scatter(x=[e, e, d, d], y=[0.15, y, y, 0.15], mode="lines", showlegend=False,
                             line=dict(color="#d62728", dash="dot", width=2), hoverinfo="skip")
-            fig.add_annotation(x=(e + d) / 2, y=y + 0.08, text=f"D{k} = E{k}ᵀ (tied)", showarrow=False,
-                               font=dict(size=11, color="#d62728"))
+            fig.add_annotation(x=(e + d) / 2, y=y, text=f"D{k} = E{k}ᵀ (tied)", showarrow=False, bgcolor="white",
+                               font=dict(size=11, color="#d62728"))  # on its own line, masking the others
     other = "untied" if tied else "tied"
     fig.update_layout(title=f"{kind} autoencoder: {params:,} parameters ({'tied' if tied else 'untied'}; "
                             f"{params_other:,} if {other})", height=height, font=dict(size=14),
                       margin=dict(l=10, r=10, t=50, b=10), showlegend=False, plot_bgcolor="white")
     fig.update_xaxes(visible=False, range=[-0.6, len(blocks) - 0.4])
-    fig.update_yaxes(visible=False, range=[-1.45, 1.45 + 0.18 * n if tied else 1.3])
+    fig.update_yaxes(visible=False, range=[-1.45, 1.45 + TIE_STEP * n if tied else 1.3])
     return fig
 
 
