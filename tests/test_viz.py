@@ -75,3 +75,11 @@ def test_code_map_one_trace_per_class_and_png_export():
     assert [t.name for t in fig.data] == ["a", "b", "c", "d"]
     png = viz.compare_png({"a": [epoch_rec(1, 1, "x")]}, "epoch", {"a": np.zeros((20, 40, 3), np.uint8)})
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_live_map_picks_the_newest_frame_with_a_umap_layout():
+    from aelab.ui.views import newest_umap_frame
+
+    assert newest_umap_frame(["UMAP", "UMAP", "PCA", "PCA"]) == 1
+    assert newest_umap_frame(["PCA", "PCA"]) is None and newest_umap_frame([]) is None
+    assert newest_umap_frame(["PCA", "UMAP"]) == 1

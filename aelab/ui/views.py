@@ -110,9 +110,11 @@ def code_map(run: Run, xy, method: str, snap: dict, probe: dict | None, ranges=N
     st.plotly_chart(viz.code_map_figure(xy, labels, classes, title, ranges, height=height), key=key)
 
 
-def snapshot_view(run: Run, snap: dict, xy, method: str, key: str, umap_note: str = "") -> None:
+def snapshot_view(run: Run, snap: dict, xy, method: str, key: str, umap_note: str = "",
+                  map_snap: dict | None = None) -> None:
     """Reconstruction grid (with the denoising error) and code map side by side, activation histogram
-    below; the probe instruments (||J||_F, per-unit activation, angles to PCA) under the map."""
+    below; the probe instruments (||J||_F, per-unit activation, angles to PCA) under the map. map_snap:
+    the (older) frame the map shows, when it is not `snap`'s."""
     probe = run.probe()
     left, right = st.columns([5, 6])
     with left:
@@ -126,10 +128,15 @@ def snapshot_view(run: Run, snap: dict, xy, method: str, key: str, umap_note: st
             title = f"code activations: mean {float(snap['code_mean']):.3g}, {int(snap['code_dim'])} units"
             st.plotly_chart(viz.histogram_figure(snap["hist_counts"], snap["hist_edges"], title), key=f"{key}_hist")
     with right:
-        code_map(run, xy, method, snap, probe, key=f"{key}_map")
+        code_map(run, xy, method, map_snap or snap, probe, key=f"{key}_map")
         if umap_note:
             st.caption(umap_note)
         probe_panels(run, snap, key)
+
+
+def newest_umap_frame(methods: list[str]) -> int | None:
+    """Index of the newest frame whose layout is UMAP (None: none has one yet)."""
+    return next((i for i in range(len(methods) - 1, -1, -1) if methods[i] == "UMAP"), None)
 
 
 def umap_note(method: str) -> str:
