@@ -103,6 +103,16 @@ class FileControl:
         return self._stop_signal or read_json(self.path, {}).get("command") == "stop"
 
 
+def warm_up() -> None:
+    """The first optimizer step imports torch._dynamo (~4 s): pay it before the clock matters."""
+    import torch
+
+    warm = torch.nn.Linear(8, 8)
+    opt = torch.optim.Adam(warm.parameters())
+    torch.nn.functional.binary_cross_entropy(torch.sigmoid(warm(torch.rand(4, 8))), torch.rand(4, 8)).backward()
+    opt.step()
+
+
 def share_cores(job: jobs.Job) -> int:
     """Set torch's threads to this job's fair share of the cores (no oversubscription)."""
     import torch
@@ -162,6 +172,7 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
         if checkpoint is not None:
             T.restore(ctx, checkpoint)
         if job.rec.get("group"):  # a race: the first step waits until every arm is ready for its own
+            warm_up()  # a cold worker pays its first-step imports now, not in the race
             writer.set_status(message="waiting for the other runs of its race")
             job.wait_group(cancelled=control.stop_asked)
             job.set(go_threads=share_cores(job))  # the share it starts with, beside the other arms
@@ -355,16 +366,12 @@ class WorkerPool:
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "--standby":
-        import torch
         # Pay the imports now, then wait for a run folder on stdin. Parent gone (EOF) = exit quietly.
         from . import evaluate, model, train  # noqa: F401
         from .config import DataConfig
         from .data import load_data
         load_data(DataConfig())  # the default dataset, cached in-process for the run to come
-        warm = torch.nn.Linear(8, 8)  # the first optimizer step imports torch._dynamo (~4 s): pay it now
-        opt = torch.optim.Adam(warm.parameters())
-        torch.nn.functional.binary_cross_entropy(torch.sigmoid(warm(torch.rand(4, 8))), torch.rand(4, 8)).backward()
-        opt.step()
+        warm_up()
         line = watch.handed_line()  # a run folder, also when the server died right after handing it
         if not line:
             return 0

@@ -116,6 +116,18 @@ def _n_train(status: dict) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def poll(runs: list[Run], draw, *args) -> None:
+    """Draw `draw(*args)` in a fragment that re-runs every REFRESH_S while any of `runs` is live and redraws
+    the whole page once, without the timer, when the last of them has ended."""
+    was_live = any(r.status().get("status") in LIVE for r in runs)
+
+    def body(*a):
+        if was_live and not any(r.status().get("status") in LIVE for r in runs):
+            st.rerun()
+        draw(*a)
+    st.fragment(run_every=REFRESH_S if was_live else None)(body)(*args)
+
+
 def panel(run_id: str) -> None:
     """The live view of one run; polls every REFRESH_S while the run is live."""
     run = state.get_run(run_id)

@@ -8,8 +8,8 @@ import streamlit as st
 
 from .. import race as races
 from .. import viz
-from ..runs import LIVE, Run
-from . import compare, race, state, views
+from ..runs import Run
+from . import compare, live, race, state, views
 
 PARAM = "present"
 FONT_PX = 18  # chart text on a projector
@@ -107,27 +107,16 @@ def live_run(run_id: str) -> None:
     if run is None:
         st.warning(f"no run {run_id!r}")
         return
-    live = run.status().get("status") in LIVE
-    st.fragment(run_every=1.0 if live else None)(_live_run)(run, live)
-
-
-def _live_run(run: Run, was_live: bool) -> None:
-    if was_live and run.status().get("status") not in LIVE:
-        st.rerun()
-    run_view(run)
+    live.poll([run], run_view, run)
 
 
 def live_race(race_id: str) -> None:
     loaded = race.load(race_id)
-    if loaded is None:
-        return
-    live = any(x.status().get("status") in LIVE for x in loaded[1])
-    st.fragment(run_every=1.0 if live else None)(_live_race)(*loaded, live)
+    if loaded is not None:
+        live.poll(loaded[1], _live_race, *loaded)
 
 
-def _live_race(r: races.Race, runs: list[Run], was_live: bool) -> None:
-    if was_live and not any(x.status().get("status") in LIVE for x in runs):
-        st.rerun()
+def _live_race(r: races.Race, runs: list[Run]) -> None:
     top, note = st.columns([3, 1])
     with top:
         curves = {label: x.epochs() for label, x in zip(r.labels, runs)}

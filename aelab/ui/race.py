@@ -10,9 +10,6 @@ from ..paths import check_data_paths
 from ..runs import LIVE, Run
 from . import compare, live, state, views
 
-REFRESH_S = 1.0
-
-
 def launcher(cfg, input_shape) -> str | None:
     """The race picker and its button; returns the new race's id when launched."""
     kind = st.selectbox("race", list(race.KINDS), format_func=race.KINDS.get, key="race.kind",
@@ -45,18 +42,14 @@ def load(race_id: str) -> tuple[race.Race, list[Run]] | None:
 
 
 def panel(race_id: str) -> None:
-    """Both arms live; polls every REFRESH_S while either is live."""
+    """Both arms live; polls every second while either is live."""
     loaded = load(race_id)
-    if loaded is None:
-        return
-    live_now = any(x.status().get("status") in LIVE for x in loaded[1])
-    st.fragment(run_every=REFRESH_S if live_now else None)(_draw)(*loaded, live_now)
+    if loaded is not None:
+        live.poll(loaded[1], _draw, *loaded)
 
 
-def _draw(r: race.Race, runs: list[Run], was_live: bool) -> None:
+def _draw(r: race.Race, runs: list[Run]) -> None:
     statuses = [x.status() for x in runs]
-    if was_live and not any(s.get("status") in LIVE for s in statuses):
-        st.rerun()  # both ended: redraw once without the timer
     st.markdown(f"#### Race `{r.id}`: {race.KINDS[r.kind]}")
     cols = st.columns(len(runs))
     for col, label, x, s in zip(cols, r.labels, runs, statuses):
