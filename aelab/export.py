@@ -99,6 +99,13 @@ def _ranges(xy: np.ndarray, margin: float = 0.05):
     return (lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])
 
 
+def _fill_box(xy: np.ndarray) -> np.ndarray:
+    """Centre a layout and scale the central 99 % of its points to the unit box: consecutive (aligned)
+    frames keep their arrangement, and a frame that spreads less still fills the map."""
+    lo, hi = np.percentile(xy, 0.5, axis=0), np.percentile(xy, 99.5, axis=0)
+    return (xy - (lo + hi) / 2) / np.maximum(hi - lo, 1e-9)
+
+
 def _need_snapshots(run: Run) -> None:
     if not run.snapshot_files():
         raise ValueError(f"run {run.id} has no snapshots to replay yet")
@@ -137,3 +144,64 @@ def png(run: Run, out: str | os.PathLike | None = None, size=SLIDE) -> bytes:
         Path(out).write_bytes(data)
     return data
 
+
+
+def animation(run: Run, fps: float = 10, height: int = 560):
+    """The replay as one Plotly figure that plays in the browser (no server round trips): the loss with a
+    moving cursor, the labelled reconstruction grid and the code map (one projection, fixed axes), one
+    animation frame per snapshot, Play / Pause buttons and a frame slider."""
+    import base64
+
+    import imageio.v3 as iio
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    files, epochs, probe = run.snapshot_files(), run.epochs(), run.probe() or {}
+    _need_snapshots(run)
+    lays = layouts(run)
+    labels = probe.get("labels")
+    lays = [_fill_box(xy) if xy is not None else None for xy in lays]  # every frame fills the same box
+    x = [e["epoch"] for e in epochs]
+    y = [e.get(COMPARED) for e in epochs]
+    ymin, ymax = min(v for v in y if v is not None), max(v for v in y if v is not None)
+
+    def frame_traces(f, xy):
+        snap = run.load_snapshot(f)
+        grid, _ = recon_rows(probe["images"], snap["recon"], probe.get("noisy"), snap.get("denoised"), n=8)
+        png = base64.b64encode(iio.imwrite("<bytes>", grid, extension=".png")).decode()
+        colors = None if labels is None or xy is None or len(labels) != len(xy) else \
+            [PALETTE[int(v) % len(PALETTE)] for v in labels]
+        now = int(snap["epoch"])
+        return now, str(snap["stage_name"]), [
+            go.Scatter(x=[now, now], y=[ymin, ymax], mode="lines", line=dict(color="#d62728", width=3)),
+            go.Image(source=f"data:image/png;base64,{png}"),
+            go.Scattergl(x=xy[:, 0] if xy is not None else [], y=xy[:, 1] if xy is not None else [], mode="markers",
+                         marker=dict(size=5, color=colors or PALETTE[0], opacity=0.8))]
+
+    data = [frame_traces(f, xy) for f, xy in zip(files, lays)]
+    fig = make_subplots(rows=1, cols=3, column_widths=[0.36, 0.3, 0.34], horizontal_spacing=0.04,
+                        subplot_titles=(header(COMPARED), "reconstructions", "code map"))
+    fig.add_scatter(x=x, y=y, mode="lines+markers", line=dict(color=PALETTE[2], width=3), row=1, col=1)
+    for trace, col in zip(data[0][2], (1, 2, 3)):
+        fig.add_trace(trace, row=1, col=col)
+    fig.frames = [go.Frame(data=traces, traces=[1, 2, 3], name=str(i),
+                           layout=dict(title_text=f"epoch {now}: {stage}"))
+                  for i, (now, stage, traces) in enumerate(data)]
+    ms = 1000 / fps
+    play = dict(frame=dict(duration=ms, redraw=True), transition=dict(duration=0), fromcurrent=True, mode="immediate")
+    fig.update_layout(
+        height=height, showlegend=False, title_text=f"epoch {data[0][0]}: {data[0][1]}",
+        margin=dict(l=10, r=10, t=60, b=90),
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.16, xanchor="left", yanchor="top", buttons=[
+            dict(label="▶ Play", method="animate", args=[None, play]),
+            dict(label="❚❚ Pause", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0))])])],
+        sliders=[dict(active=0, x=0.2, len=0.8, y=-0.1, currentvalue=dict(prefix="frame "), steps=[
+            dict(method="animate", label=str(i + 1), args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                                                          transition=dict(duration=0))])
+            for i in range(len(data))])])
+    fig.update_xaxes(title_text="epoch", row=1, col=1)
+    fig.update_xaxes(range=[-0.55, 0.55], showticklabels=False, row=1, col=3)
+    fig.update_yaxes(range=[-0.55, 0.55], showticklabels=False, row=1, col=3)
+    fig.update_xaxes(showticklabels=False, row=1, col=2)
+    fig.update_yaxes(showticklabels=False, row=1, col=2)
+    return fig

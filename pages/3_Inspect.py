@@ -27,6 +27,7 @@ st.caption(f"{cfg.name or 'custom'}: {cfg.model.kind} {','.join(map(str, cfg.mod
            f"status {run.status().get('status')}")
 st.subheader("Replay")
 inspect.replay(run)
+inspect.animation(run)
 inspect.slides(run)
 model = views.model_or_note(run)
 if model is None:

@@ -168,7 +168,7 @@ def test_compare_page(two_runs):
     assert len(at.image) == 2 and sum(t.startswith("code map") for t in figs) == 2
 
 
-def test_inspect_page_replays_and_probes_the_model(two_runs):
+def test_inspect_page_replays_and_probes_the_model(two_runs, runs_dir):
     at = app("pages/3_Inspect.py", run=two_runs[0])
     assert at.selectbox(key="inspect.run").value == two_runs[0]
     at.select_slider(key="inspect.snapshot").set_value(0).run()
@@ -181,6 +181,13 @@ def test_inspect_page_replays_and_probes_the_model(two_runs):
     assert sum("vs the corrupted input itself (identity)" in m.value for m in at.markdown) == 2  # replay, demo
     at.selectbox(key="inspect.noise.kind").set_value("gaussian").run()
     assert not at.exception, at.exception
+    at.toggle(key="inspect.animate").set_value(True).run()  # the replay as a browser-side animation
+    assert not at.exception, at.exception
+    anim = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "frames" in json.loads(c.proto.spec))
+    n = len(list((runs_dir / two_runs[0] / "snapshots").glob("*.npz")))
+    assert len(anim["frames"]) == n and [f["name"] for f in anim["frames"]] == [str(i) for i in range(n)]
+    epochs = [f["data"][0]["x"][0] for f in anim["frames"]]  # the loss cursor moves forward frame by frame
+    assert epochs == sorted(epochs) and epochs[0] < epochs[-1]
 
 
 def test_home_lists_recent_runs(two_runs):

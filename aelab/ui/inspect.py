@@ -43,6 +43,24 @@ def replay(run: Run) -> None:
     views.snapshot_view(run, snap, xy, method, key="replay", umap_note=views.umap_note(method))
 
 
+@st.cache_resource(show_spinner="drawing the animation ...", max_entries=4)
+def _animation(run_dir: str, frames: tuple[str, ...], umap: tuple[bool, ...]):
+    from .. import export
+
+    return export.animation(Run(run_dir))
+
+
+def animation(run: Run) -> None:
+    """The replay played in the browser: Play / Pause / a frame slider, 10 frames a second, no server work."""
+    files = run.snapshot_files()
+    if not files or not st.toggle("play as an animation (in the browser, 10 frames/s)", key="inspect.animate"):
+        return
+    from ..embed import umap_path
+
+    fig = _animation(str(run.dir), tuple(f.name for f in files), tuple(umap_path(f).exists() for f in files))
+    st.plotly_chart(fig, key="replay_anim")
+
+
 def slides(run: Run) -> None:
     """The replay for slides: GIF (1280x720), MP4 and the last frame as a PNG (1920x1080), drawn on click."""
     from .. import export
