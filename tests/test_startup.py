@@ -8,12 +8,17 @@ import sys
 from pathlib import Path
 
 HEAVY = ("torch", "torchvision", "umap", "sklearn", "matplotlib")
+APP = Path(__file__).resolve().parents[1] / "app.py"
 SCRIPT = f"""
 import json, sys
-sys.path.insert(0, {str(Path(__file__).parent)!r})
-from apptest import open_page
-home = open_page()
-train = open_page("pages/1_Train.py", preset="stacked-denoising")
+from streamlit.testing.v1 import AppTest
+home = AppTest.from_file({str(APP)!r}, default_timeout=60)
+home.run()
+train = AppTest.from_file({str(APP)!r}, default_timeout=60)
+train.query_params["preset"] = "stacked-denoising"
+train.run()
+train.switch_page("pages/1_Train.py").run()
+assert not home.exception and not train.exception, (home.exception, train.exception)
 assert train.button(key="launch") and not train.button(key="launch").disabled
 print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
 """
