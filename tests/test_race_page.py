@@ -46,7 +46,13 @@ def test_one_click_races_greedy_against_end_to_end_on_the_compute_axis(at):
     ends = [d["x"][-1] for d in curves["data"]]
     assert abs(ends[0] - ends[1]) / ends[0] < 0.25  # equal compute: both curves end near the same GFLOP
     assert len(at.image) == 2 and sum(t.startswith("code map") for t in charts(at)) == 2
-    assert any("leads by" in c.value and "on the test split" in c.value for c in at.caption)
+    reading = next(c.value for c in at.caption if "leads by" in c.value)
+    from aelab.runs import Run  # recompute the reading from the run folders themselves
+    last = [Run(runs / i).epochs()[-1]["val_full_sq_err"] for i in r.run_ids]
+    tests = [json.loads((runs / i / "summary.json").read_text())["test_full_sq_err"] for i in r.run_ids]
+    leader = r.labels[0] if last[0] < last[1] else r.labels[1]
+    assert f"**{leader}** leads by {abs(last[0] - last[1]):.3g}" in reading
+    assert f"on the test split {tests[0]:.4g} vs {tests[1]:.4g}" in reading
     shown = open_page("pages/1_Train.py", race=race_id, present="1")  # the projector view of the same race
     assert not shown.get("button") and len(shown.image) == 2  # no settings, no Launch: the panels only
     assert len(shown.get("plotly_chart")) == 3  # the curves and both code maps
