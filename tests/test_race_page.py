@@ -68,3 +68,27 @@ def test_a_race_the_config_cannot_run_is_disabled_and_says_why(at):
     at.selectbox(key="race.kind").set_value("noise").run()
     assert at.button(key="launch_race").disabled
     assert any("noise.kind is none" in c.value for c in at.caption)
+
+
+def test_mid_race_the_reading_compares_both_arms_at_equal_compute():
+    from aelab.ui.race import verdict
+
+    class Arm:  # the three things the reading uses from a run
+        def __init__(self, points):
+            self.points = points
+
+        def epochs(self):
+            return [{"gflop": g, "val_full_sq_err": v} for g, v in self.points]
+
+        def status(self):
+            return {"status": "running"}
+
+        def summary(self):
+            return None
+
+    fast = Arm([(1.0, 50.0), (2.0, 30.0), (3.0, 10.0)])  # ahead in compute: read off at 1.5 GFLOP -> 40
+    slow = Arm([(0.5, 60.0), (1.5, 35.0)])
+    r = race.Race("race-x", "strategy", ("fast", "slow"), ("a", "b"), 0.0)
+    text = verdict(r, [fast, slow])
+    assert "at equal compute so far (1.5 GFLOP)" in text and "fast 40 vs slow 35" in text
+    assert "**slow** leads by 5" in text  # not "fast leads by 25", which its lead in compute would have said

@@ -69,7 +69,7 @@ class Job:
 
     def wait_group(self, timeout: float = GROUP_WAIT_S, cancelled=lambda: False) -> None:
         """A job of a group (a race), ready to work, marks itself ready and waits (holding its slot) until
-        every other member is ready too or has ended, so they start their work together and share the
+        every other member is ready too or has ended (one without a record yet is not), so they start their work together and share the
         cores from the first step. No wait when the group is bigger than the queue's slots (they could
         never all run at once); at most `timeout` seconds."""
         self.set(ready=True)
@@ -77,7 +77,7 @@ class Job:
         t0 = time.monotonic()
         while others and self.queue is not None and len(others) < self.queue.slots:
             recs = [read(g) for g in others]
-            if all((rec or {}).get("ready") or judge(rec) not in ("queued", "running") for rec in recs) \
+            if all(rec is not None and (rec.get("ready") or judge(rec) not in ("queued", "running")) for rec in recs) \
                     or time.monotonic() - t0 > timeout or cancelled():
                 break
             time.sleep(GROUP_POLL_S)

@@ -2,6 +2,7 @@
 on the compute axis (the full network's error at equal work), on the same probe images, with aligned maps."""
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from .. import race, viz
@@ -64,7 +65,7 @@ def _draw(r: race.Race, runs: list[Run]) -> None:
         st.rerun()
     curves = {label: x.epochs() for label, x in zip(r.labels, runs)}
     st.plotly_chart(viz.compare_figure(curves, "gflop", height=380), key="race_curves")
-    st.caption(verdict(r, runs))
+    st.caption(verdict(r, runs, ended=not any(s.get("status") in LIVE for s in statuses)))
     shots = [(x, x.latest_snapshot()) for x in runs]
     if all(snap is not None for _, snap in shots):  # the same probe images in both: same data, same seed
         for col, label, (x, snap) in zip(st.columns(len(runs)), r.labels, shots):
@@ -74,16 +75,21 @@ def _draw(r: race.Race, runs: list[Run]) -> None:
     compare.maps(runs)
 
 
-def verdict(r: race.Race, runs: list[Run]) -> str:
-    """The race's reading so far, from the full network's last validation error of each arm."""
-    last = [(x.epochs() or [{}])[-1] for x in runs]
-    errs = [e.get("val_full_sq_err") for e in last]
-    if any(v is None for v in errs):
+def verdict(r: race.Race, runs: list[Run], ended: bool | None = None) -> str:
+    """The race's reading: at the end, each arm's final full-network validation error (equal total compute by
+    construction); while it runs, both arms at the same compute (the one further ahead read off its curve at
+    the other's GFLOP by linear interpolation)."""
+    curves = [[(e["gflop"], e["val_full_sq_err"]) for e in x.epochs()
+               if e.get("gflop") is not None and e.get("val_full_sq_err") is not None] for x in runs]
+    if not all(curves):
         return "The full network's validation error appears for each arm at its first full-network evaluation."
-    (a, b), (ga, gb) = errs, [e.get("gflop") or 0 for e in last]
+    if ended is None:
+        ended = all(x.status().get("status") not in LIVE for x in runs)
+    at = min(c[-1][0] for c in curves)
+    a, b = ([c[-1][1] for c in curves] if ended else
+            [float(np.interp(at, [g for g, _ in c], [v for _, v in c])) for c in curves])
     lead = r.labels[0] if a < b else r.labels[1]
-    ended = all(x.status().get("status") not in LIVE for x in runs)
-    where = "at the end" if ended else f"so far ({ga:.3g} vs {gb:.3g} GFLOP)"
+    where = "at the end" if ended else f"at equal compute so far ({at:.3g} GFLOP)"
     test = [(x.summary() or {}).get("test_full_sq_err") for x in runs]
     tests = (f"; on the test split {views.fmt(test[0], '.4g')} vs {views.fmt(test[1], '.4g')}"
              if ended and all(t is not None for t in test) else "")
