@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .embed import FrameLayouts, align, load_codes, pca_2d
+from .embed import FrameLayouts, load_codes, umap_path
+from .embed import layouts as embed_layouts
 from .metrics import header
 from .runs import Run
 from .viz import PALETTE, recon_rows
@@ -26,23 +27,15 @@ COMPARED = "val_full_sq_err"
 def layouts(run: Run) -> list[np.ndarray | None]:
     """One aligned 2-D layout per snapshot, all from one projection (UMAP only if every frame has it)."""
     files = run.snapshot_files()
-    lay = FrameLayouts().update(files)
-    if all(m == "UMAP" for m in lay.methods):
-        return list(lay.xy)
-    out, prev = [], None
-    for f in files:
-        codes = load_codes(f)
-        xy = pca_2d(codes) if codes is not None and len(codes) else None
-        out.append(prev := align(xy, prev) if xy is not None else None)
-    return out
+    if all(umap_path(f).exists() for f in files):
+        return list(FrameLayouts().update(files).xy)
+    return embed_layouts([load_codes(f) for f in files])
 
 
 def frames(run: Run, size: tuple[int, int] = SLIDE, last_only: bool = False):
     """Yield one RGB frame (H, W, 3) uint8 per snapshot, in order (or only the last one)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure  # no pyplot: no global figure list or rcParams touched in the server
 
     files, epochs, probe = run.snapshot_files(), run.epochs(), run.probe() or {}
     x = [e["epoch"] for e in epochs]
@@ -50,9 +43,10 @@ def frames(run: Run, size: tuple[int, int] = SLIDE, last_only: bool = False):
     labels = probe.get("labels")
     lays = layouts(run)
     dpi = 100
-    fig = plt.figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(fig)
     scale = size[1] / 1080
-    plt.rcParams.update({"font.size": 18 * scale})
+    fs = 18 * scale
     todo = list(zip(files, lays))
     for f, xy in todo[-1:] if last_only else todo:
         snap = run.load_snapshot(f)
@@ -65,9 +59,10 @@ def frames(run: Run, size: tuple[int, int] = SLIDE, last_only: bool = False):
         ax.plot([a for a in x if a <= now], [b for a, b in zip(x, y) if a <= now], color=PALETTE[0], lw=3 * scale,
                 marker="o", ms=5 * scale)
         ax.axvline(now, color="#d62728", lw=2 * scale)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(header(COMPARED))
-        ax.set_title(f"epoch {now}: {snap['stage_name']}")
+        ax.set_xlabel("epoch", fontsize=fs)
+        ax.set_ylabel(header(COMPARED), fontsize=fs)
+        ax.set_title(f"epoch {now}: {snap['stage_name']}", fontsize=fs + 2)
+        ax.tick_params(labelsize=fs)
         ax.grid(alpha=0.3)
         ax = fig.add_subplot(gs[1, 0])
         if probe.get("images") is not None:
@@ -84,12 +79,11 @@ def frames(run: Run, size: tuple[int, int] = SLIDE, last_only: bool = False):
             ax.set_ylim(y0, y1)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"code map h{int(snap['level'])}")
+        ax.set_title(f"code map h{int(snap['level'])}", fontsize=fs + 2)
         fig.suptitle(f"{run.config_dict().get('name') or 'custom'} · {run.id}", fontsize=14 * scale, x=0.01,
                      ha="left")
-        fig.canvas.draw()
-        yield np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
+        canvas.draw()
+        yield np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def _ranges(xy: np.ndarray, margin: float = 0.05):
@@ -158,12 +152,15 @@ def animation(run: Run, fps: float = 10, height: int = 560):
 
     files, epochs, probe = run.snapshot_files(), run.epochs(), run.probe() or {}
     _need_snapshots(run)
+    if probe.get("images") is None:
+        raise ValueError(f"run {run.id} has no probe images (probe.npz) to replay")
     lays = layouts(run)
     labels = probe.get("labels")
     lays = [_fill_box(xy) if xy is not None else None for xy in lays]  # every frame fills the same box
     x = [e["epoch"] for e in epochs]
     y = [e.get(COMPARED) for e in epochs]
-    ymin, ymax = min(v for v in y if v is not None), max(v for v in y if v is not None)
+    ys = [v for v in y if v is not None] or [0.0, 1.0]
+    ymin, ymax = min(ys), max(ys)
 
     def frame_traces(f, xy):
         snap = run.load_snapshot(f)
