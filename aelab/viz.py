@@ -18,7 +18,8 @@ from .metrics import header, label
 if TYPE_CHECKING:  # torch is imported where it is used: reading runs and drawing pages need none
     import torch
 
-STAGE_FILL = ("rgba(99,110,250,0.07)", "rgba(239,85,59,0.07)")
+STAGE_ALPHA = 0.07
+STAGE_FILL = (f"rgba(99,110,250,{STAGE_ALPHA})", f"rgba(239,85,59,{STAGE_ALPHA})")
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
 MIN_CELL_PX = 56  # small images (8x8 digits) are blown up so a grid stays readable
@@ -164,12 +165,24 @@ def loss_figure(metrics: list[dict], axis: str = "epoch", n_train: int | None = 
     spans = stage_spans(epochs, axis, n_train)
     shade_stages(fig, spans)
     if len({s[2] for s in spans}) > 1:  # greedy stages optimise different objectives (pixel BCE, code MSE):
-        fig.update_yaxes(type="log", title_text="log scale", row=1, col=1)  # each visible at its own scale
+        ticks = log_ticks([r["loss"] for r in steps] +
+                          [r.get(k) for r in epochs for k in ("train_loss", "val_loss")])
+        fig.update_yaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks], title_text="log scale",
+                         row=1, col=1)  # each at its own scale
     fig.update_xaxes(title_text=X_LABELS[axis], row=2, col=1)
     fig.update_layout(title=f"loss: {len(steps)} steps, {len(epochs)} epochs logged", height=height,
                       margin=dict(l=10, r=10, t=70, b=10), legend=dict(orientation="h", y=-0.15),
                       uirevision="loss", font=dict(size=14))
     return fig
+
+
+def log_ticks(values) -> list[float]:
+    """1-2-5 ticks covering the positive values (a log axis labelling every digit crowds a short panel)."""
+    v = [x for x in values if isinstance(x, (int, float)) and math.isfinite(x) and x > 0]
+    if not v:
+        return []
+    lo, hi = math.floor(math.log10(min(v))), math.ceil(math.log10(max(v)))
+    return [m * 10.0 ** e for e in range(lo, hi + 1) for m in (1, 2, 5) if min(v) / 2 <= m * 10.0 ** e <= max(v) * 2]
 
 
 def _error_curves(epochs: list[dict]) -> list[tuple[str, str, str]]:

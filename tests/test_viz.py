@@ -83,3 +83,8 @@ def test_the_live_map_picks_the_newest_frame_with_a_umap_layout():
     assert newest_umap_frame(["UMAP", "UMAP", "PCA", "PCA"]) == 1
     assert newest_umap_frame(["PCA", "PCA"]) is None and newest_umap_frame([]) is None
     assert newest_umap_frame(["PCA", "UMAP"]) == 1
+
+
+def test_log_ticks_are_one_two_five_over_the_data():
+    assert viz.log_ticks([0.07, 0.3, 1.2]) == [0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
+    assert viz.log_ticks([None, float("nan"), -1]) == []

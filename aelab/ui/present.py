@@ -8,7 +8,7 @@ import streamlit as st
 
 from .. import race as races
 from .. import viz
-from ..runs import Run
+from ..runs import Run, Unreadable
 from . import compare, live, race, state, views
 
 PARAM = "present"
@@ -52,7 +52,8 @@ def big(fig: go.Figure, height: int) -> go.Figure:
     fig.update_yaxes(showgrid=True, gridcolor="#ccc", linecolor="#000", tickfont_size=FONT_PX)
     fig.update_traces(line_width=3, selector=dict(mode="lines+markers"))
     for shape in fig.layout.shapes or ():
-        shape.opacity = 0.35 if shape.type == "rect" else shape.opacity
+        if shape.type == "rect" and shape.fillcolor:  # stage bands: opaque enough for a projector
+            shape.fillcolor = shape.fillcolor.replace(f",{viz.STAGE_ALPHA})", ",0.25)")
     for ann in fig.layout.annotations or ():
         words = (ann.text or "").split()  # stage bands are narrow: "pretraining layer 2 of 3" -> "layer 2"
         if len(words) >= 4 and words[-4] in ("layer", "stage") and words[-2] == "of":
@@ -83,7 +84,10 @@ def run_view(run: Run, frame: int | None = None, height: int = 600) -> None:
     status, metrics = run.status(), run.metrics()
     files = run.snapshot_files()
     i = len(files) - 1 if frame is None else frame
-    snap, xy, method = views.frame_at(run, i) if files else (None, None, "PCA")
+    try:
+        snap, xy, method = views.frame_at(run, i) if files else (None, None, "PCA")
+    except Unreadable:  # the newest snapshot is damaged: draw the loss, and the frames when they read
+        snap, xy, method = None, None, "PCA"
     left, mid, right = st.columns([5, 4, 4], vertical_alignment="top")
     with left:
         fig = big(viz.loss_figure(metrics, "epoch"), height)

@@ -24,7 +24,8 @@ def scroll_to(key: str) -> None:
       let tries = 0;
       const go = () => {{
         const e = window.parent.document.querySelector('.st-key-{key}');
-        if (e) e.scrollIntoView({{behavior: 'smooth', block: 'start'}});
+        if (e) {{ e.style.scrollMarginTop = '70px';  // clear of the app's top bar
+                  e.scrollIntoView({{behavior: 'smooth', block: 'start'}}); }}
         else if (tries++ < 40) setTimeout(go, 100);
       }};
       go();
