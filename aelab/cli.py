@@ -150,23 +150,35 @@ def cmd_payoff(args) -> int:
 
 
 def cmd_export(args) -> int:
-    """Slides from a saved run: the replay as GIF / MP4, the last frame as a PNG at slide resolution."""
-    from . import export
+    """A saved run taken elsewhere: slides (GIF / MP4 replay, PNG), code (script, notebook), trackers."""
+    from . import export, tracking
     from .runs import Run
 
-    if not (args.gif or args.mp4 or args.png):
-        raise ValueError("export: say what to write: --gif OUT.gif, --mp4 OUT.mp4 and/or --png OUT.png")
+    wanted = {k: getattr(args, k) for k in ("gif", "mp4", "png", "script", "notebook", "tensorboard", "mlflow")}
+    if all(v is None for v in wanted.values()):
+        raise ValueError("export: say what to write: --gif OUT.gif, --mp4 OUT.mp4, --png OUT.png, --script OUT.py, "
+                         "--notebook OUT.ipynb, --tensorboard DIR and/or --mlflow [TRACKING_URI]")
     if not (Path(args.run_dir) / "config.json").exists():
         raise ValueError(f"export: {args.run_dir} is not a run folder (no config.json)")
     run = Run(args.run_dir)
     n = len(run.snapshot_files())
-    for path, write in ((args.gif, lambda p: export.gif(run, p, fps=args.fps)),
-                        (args.mp4, lambda p: export.mp4(run, p, fps=args.fps)),
-                        (args.png, lambda p: export.png(run, p))):
-        if path:
-            write(path)
-            print(f"{path}  ({n} snapshots)" if path != args.png else path)
+    writers = {"gif": lambda p: export.gif(run, p, fps=args.fps), "mp4": lambda p: export.mp4(run, p, fps=args.fps),
+               "png": lambda p: export.png(run, p), "script": lambda p: _write_code(run, p, "script"),
+               "notebook": lambda p: _write_code(run, p, "notebook"),
+               "tensorboard": lambda p: f"{tracking.to_tensorboard(run, p)}  (tensorboard --logdir {p})",
+               "mlflow": lambda uri: f"MLflow run {tracking.to_mlflow(run, uri or None)}"}
+    for kind, path in wanted.items():
+        if path is not None:
+            said = writers[kind](path)
+            print(said if kind in ("tensorboard", "mlflow") else f"{path}  ({n} snapshots)" if kind in ("gif", "mp4")
+                  else path)
     return 0
+
+
+def _write_code(run, path: str, fmt: str) -> None:
+    from .codegen import for_run
+
+    Path(path).write_text(for_run(run, fmt))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,12 +214,19 @@ def main(argv: list[str] | None = None) -> int:
                         "learning rate drops or training stops")
     q.add_argument("--lsuv", action="store_true", help="also run scratch + BN with LSUV init")
     q.set_defaults(fn=cmd_payoff)
-    x = sub.add_parser("export", help="a saved run for slides: replay as GIF / MP4, last frame as PNG (1920 px)")
+    x = sub.add_parser("export", help="a saved run for slides (GIF / MP4 / PNG), as code (script / notebook), "
+                                      "to TensorBoard or MLflow")
     x.add_argument("run_dir", metavar="RUN_DIR")
     x.add_argument("--gif", metavar="OUT.gif", help="the replay, 1280x720, looping")
     x.add_argument("--mp4", metavar="OUT.mp4", help="the replay, 1920x1080, H.264 (imageio's ffmpeg; none needed)")
     x.add_argument("--png", metavar="OUT.png", help="the finished run's frame, 1920x1080")
     x.add_argument("--fps", type=float, default=4, help="frames (snapshots) per second")
+    x.add_argument("--script", metavar="OUT.py", help="a standalone PyTorch program of the run (no aelab needed)")
+    x.add_argument("--notebook", metavar="OUT.ipynb", help="the same program as a Jupyter notebook")
+    x.add_argument("--tensorboard", metavar="DIR", help="TensorBoard event files in DIR/RUN_ID (scalars, stages, "
+                   "reconstructions, codes for the projector); then: tensorboard --logdir DIR")
+    x.add_argument("--mlflow", nargs="?", const="", metavar="TRACKING_URI",
+                   help="log to MLflow (needs mlflow): params, metrics, summary, weights; default: MLflow's own store")
     x.set_defaults(fn=cmd_export)
     args = ap.parse_args(argv)
     try:

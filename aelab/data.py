@@ -139,6 +139,13 @@ def _digits(val_fraction: float) -> Data:
 
 def make_shapes(n: int = 600, size: int = 16, seed: int = 0, val_fraction: float = 0.2) -> Data:
     """A synthetic labelled image set: squares, discs, horizontal bars, crosses at random places/sizes."""
+    imgs, labels = shape_images(n, size, seed)
+    return _split(imgs, labels, val_fraction, "shapes", "image", ["square", "disc", "bar", "cross"])
+
+
+def shape_images(n: int, size: int, seed: int):
+    """The shapes set's (n, 1, size, size) float32 images and labels 0..3; numpy only (exported scripts
+    carry this function's source: aelab/codegen.py)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size]
     imgs = np.zeros((n, 1, size, size), dtype=np.float32)
@@ -155,7 +162,7 @@ def make_shapes(n: int = 600, size: int = 16, seed: int = 0, val_fraction: float
         else:
             m = ((abs(yy - cy) <= r) & (abs(xx - cx) <= 0)) | ((abs(xx - cx) <= r) & (abs(yy - cy) <= 0))
         imgs[i, 0] = m * rng.uniform(0.6, 1.0)
-    return _split(imgs, labels, val_fraction, "shapes", "image", ["square", "disc", "bar", "cross"])
+    return imgs, labels
 
 
 def _torchvision(name: str, data_dir: str) -> Data:

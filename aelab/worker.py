@@ -139,6 +139,7 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
     if checkpoint is not None:
         run.rewind(checkpoint)
     writer = RunWriter(run)
+    board = _board(run)
     job = jobs.Job(run.dir, "train", queue=queue)
     control = FileControl(run, job if queue else None)
     signal.signal(signal.SIGTERM, control.signal_stop)
@@ -167,7 +168,7 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
                            noisy=(corrupt(probe, cfg.noise, gen).clamp(0, 1).numpy() * 255).round().astype("uint8"),
                            labels=(data.y_val[: T.N_PROBE_CODES].numpy() if data.y_val is not None else []),
                            classes=data.classes or [])
-        ctx = T.make_context(cfg, data, model, emit=writer.emit, control=control)
+        ctx = T.make_context(cfg, data, model, emit=_tee(writer.emit, board), control=control)
         ctx.checkpoint_every_s = float(os.environ.get(CHECKPOINT_ENV, T.CHECKPOINT_EVERY_S))
         if checkpoint is not None:
             T.restore(ctx, checkpoint)
@@ -195,9 +196,30 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
         except OSError:
             pass  # the message above is the part that matters
     summary = _finish(writer, run, cfg, model, ctx, summary)
+    if board is not None:
+        board.close()
     state = JOB_STATE.get(summary["status"], "failed")
     job.end(state, None if state == "completed" else summary["message"])
     return summary
+
+
+def _board(run: Run):
+    """The optional live TensorBoard log (AELAB_TENSORBOARD=DIR): every new run also logs there."""
+    from .tracking import TENSORBOARD_ENV, LiveTensorBoard
+
+    logdir = os.environ.get(TENSORBOARD_ENV)
+    return LiveTensorBoard(run, logdir) if logdir else None
+
+
+def _tee(emit, board):
+    """The run writer's emit, followed (when logging) by the TensorBoard log catching up on the folder."""
+    if board is None:
+        return emit
+
+    def both(kind: str, **kw) -> None:
+        emit(kind, **kw)
+        board.event(kind)
+    return both
 
 
 def _finish(writer: RunWriter, run: Run, cfg, model, ctx, summary: dict) -> dict:

@@ -34,6 +34,8 @@ with left:
         st.session_state.update(race_id=race_id, run_id=None, _scroll_to_panel=True)
         st.query_params.pop("run", None)
         st.query_params["race"] = race_id
+    if cfg is not None:
+        views.take_home(cfg, build.data_facts(cfg)["shape"], key="train.code")
 race_id = st.query_params.get("race") or st.session_state.get("race_id")
 run_id = None if race_id else st.query_params.get("run") or st.session_state.get("run_id")
 st.session_state.update(run_id=run_id, race_id=race_id)

@@ -29,6 +29,8 @@ st.subheader("Replay")
 inspect.replay(run)
 inspect.animation(run)
 inspect.slides(run)
+st.subheader("Take it home")
+views.take_home(cfg, run.status().get("input_shape"), run, key="inspect.code")
 model = views.model_or_note(run)
 if model is None:
     st.stop()

@@ -222,3 +222,21 @@ def frame_at(run: Run, i: int):
 
 def fmt(v, spec: str = ".3g") -> str:
     return format(v, spec) if isinstance(v, (int, float)) and np.isfinite(v) else "n/a"
+
+
+def take_home(cfg, shape, run: Run | None = None, key: str = "code") -> None:
+    """Download the settings (or a run) as a standalone PyTorch script or notebook (aelab/codegen.py)."""
+    from .. import codegen
+
+    args = dict(input_shape=tuple(shape) if shape else None, weights=f"{cfg.name or 'autoencoder'}.safetensors")
+    if run is not None:
+        args.update(run_id=run.id, summary=run.summary())
+    stem = (run.id if run is not None else cfg.name) or "autoencoder"
+    a, b = st.columns(2)
+    a.download_button("Take home: script (.py)", lambda: codegen.script(cfg, **args), f"{stem}.py", "text/x-python",
+                      key=f"{key}.py", width="stretch",
+                      help="a standalone PyTorch program of these settings: needs torch, numpy, safetensors and the "
+                           "data's package, not aelab; on the CPU it ends where aelab's run ends")
+    b.download_button("Take home: notebook", lambda: codegen.notebook(cfg, **args), f"{stem}.ipynb",
+                      "application/x-ipynb+json", key=f"{key}.ipynb", width="stretch",
+                      help="the same program as a Jupyter notebook, one cell per part")
