@@ -193,8 +193,11 @@ def _data(cfg: RunConfig) -> Section:
 def _model(cfg: RunConfig, input_shape: tuple[int, ...] | None) -> Section:
     m = cfg.model
     n = len(m.layers)
-    dims = " → ".join(map(str, ([math.prod(input_shape)] if input_shape and m.kind == "dense" else [])
-                               + list(m.layers)))
+    if m.kind == "dense":
+        dims = " → ".join(map(str, ([math.prod(input_shape)] if input_shape else []) + list(m.layers)))
+    else:
+        dims = ("×".join(map(str, input_shape)) + " → " if input_shape else "") + \
+            " → ".join(map(str, m.layers)) + " channels"
     if m.kind == "dense":
         layers = _code('''
             class Dense(nn.Module):

@@ -96,6 +96,8 @@ def test_preset_link_and_url_reproduce_a_setup(runs_dir):
     title = next(t for t in charts(at) if "autoencoder" in t)
     assert "tied" in title and "if untied" in title
     assert qp(at, "model.layers") == "100,30"  # the URL now holds the setup
+    # the settings on screen, as a program to take home (before any run)
+    assert {b.proto.label for b in at.get("download_button")} == {"Take home: script (.py)", "Take home: notebook"}
     at2 = app("pages/1_Train.py", **{"model.layers": "64,16", "train.strategy": "greedy"})
     assert at2.text_input(key="model.layers").value == "64,16"
     assert at2.selectbox(key="train.strategy").value == "greedy"
@@ -174,10 +176,12 @@ def test_inspect_page_replays_and_probes_the_model(two_runs, runs_dir):
     at.select_slider(key="inspect.snapshot").set_value(0).run()
     assert not at.exception, at.exception
     assert any("epoch 1, pretraining layer 1 of 2" in t for t in charts(at))
-    assert [s.value for s in at.subheader] == ["Replay", "First-layer filters", "Interpolation through the code",
-                                                "Denoising demo", "Worst-reconstructed validation images"]
+    assert [s.value for s in at.subheader] == ["Replay", "Take it home", "First-layer filters",
+                                                "Interpolation through the code", "Denoising demo",
+                                                "Worst-reconstructed validation images"]
     assert len(at.image) == 5
-    assert {b.proto.label for b in at.get("download_button")} == {"Replay as GIF", "Replay as MP4", "Last frame as PNG"}
+    assert {b.proto.label for b in at.get("download_button")} == {
+        "Replay as GIF", "Replay as MP4", "Last frame as PNG", "Take home: script (.py)", "Take home: notebook"}
     assert sum("vs the corrupted input itself (identity)" in m.value for m in at.markdown) == 2  # replay, demo
     at.selectbox(key="inspect.noise.kind").set_value("gaussian").run()
     assert not at.exception, at.exception
