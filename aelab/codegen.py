@@ -138,8 +138,9 @@ def _data(cfg: RunConfig) -> Section:
                 def load_data():
                     if not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
                         return load_torchvision()
-                    images = lambda f: torch.from_numpy(read_idx_gz(DEBIAN_FASHION_MNIST / f)).unsqueeze(1).float().div_(255.0)
-                    return official_split(images("train-images-idx3-ubyte.gz"), images("t10k-images-idx3-ubyte.gz"))
+                    files = (DEBIAN_FASHION_MNIST / f"{part}-images-idx3-ubyte.gz" for part in ("train", "t10k"))
+                    return official_split(*(torch.from_numpy(read_idx_gz(f)).unsqueeze(1).float().div_(255.0)
+                                            for f in files))
             '''))
         else:
             text = (f"torchvision's {name} from DATA_DIR; 10 % of the official train set is the validation set, "
@@ -149,7 +150,8 @@ def _data(cfg: RunConfig) -> Section:
         text = ("Your own file, read as aelab reads it: an NPZ with an array `x` (rows or images) or a CSV of "
                 "numbers (a label column is dropped); rows split once with a fixed seed; tabular columns "
                 "standardised with the train split's mean and spread.")
-        settings += [f"DATA_FILE = {_s(d.path)}", f"LABEL_COLUMN = {_s(d.label_column)}  # CSV: '' = label/y/target/class",
+        settings += [f"DATA_FILE = {_s(d.path)}",
+                     f"LABEL_COLUMN = {_s(d.label_column)}  # CSV: '' = a column named label/y/target/class",
                      f"VAL_FRACTION = {d.val_fraction!r}"]
         body = _split_code() + "\n\n" + _code('''
             def read_file(path):
@@ -163,7 +165,8 @@ def _data(cfg: RunConfig) -> Section:
                 import pandas as pd
 
                 df = pd.read_csv(path)
-                label = LABEL_COLUMN or next((c for c in df.columns if str(c).lower() in ("label", "y", "target", "class")), None)
+                names = ("label", "y", "target", "class")
+                label = LABEL_COLUMN or next((c for c in df.columns if str(c).lower() in names), None)
                 return df.drop(columns=[label] if label else []).to_numpy(dtype=np.float64)
 
 
@@ -259,7 +262,7 @@ def _model(cfg: RunConfig, input_shape: tuple[int, ...] | None) -> Section:
 
                 def __init__(self, encoder, act):
                     super().__init__()
-                    self.weight = encoder.conv.weight  # the same Parameter: conv_transpose2d reads it as (out, in, 3, 3)
+                    self.weight = encoder.conv.weight  # the same Parameter; conv_transpose2d reads it back to front
                     self.bias = nn.Parameter(torch.zeros(encoder.conv.in_channels))
                     self.act = ACT[act]()
 
@@ -373,8 +376,8 @@ def _objectives(cfg: RunConfig) -> Section:
     if cfg.contractive.weight:
         why.append("the contractive penalty")
         exact, estimate = _contractive_kinds(cfg)
-        doc = ['CONTRACTIVE_WEIGHT * ||J||_F², the squared Frobenius norm of the encoder\'s Jacobian dh/dx, batch mean '
-               "(Rifai et al. 2011)."]
+        doc = ["CONTRACTIVE_WEIGHT * ||J||_F², the squared Frobenius norm of the encoder's Jacobian dh/dx,",
+               "batch mean (Rifai et al. 2011)."]
         if exact:
             doc.append("One dense layer h = s(Wx + b): exact and cheap, sum_j s'(a_j)² ||W_j||².")
         if estimate:
@@ -436,6 +439,7 @@ def _loop(cfg: RunConfig) -> Section:
         wd=", weight_decay=WEIGHT_DECAY" if t.weight_decay else "")
     noise = cfg.noise.kind != "none" and cfg.noise.level
     sparse = cfg.sparsity.kind != "none" and cfg.sparsity.weight
+    cosine = t.schedule == "cosine"
     code = _code('''
         def train_stage(name, encode, decode, x, params, epochs, loss_name${sparse_arg}${contract_arg}):
             """Minimise the reconstruction error of x${penalties} over `params`: `epochs` passes over x in
@@ -464,9 +468,9 @@ def _loop(cfg: RunConfig) -> Section:
                 model.train()
     ''', sparse_arg=", sparse" if sparse else "", contract_arg=", contract_layer" if cfg.contractive.weight else "",
         penalties=" (plus the penalties)" if sparse or cfg.contractive.weight else "", opt=opt,
-        cosine_comment="# cosine schedule: the learning rate falls from LR to 0 over the stage" if t.schedule == "cosine" else _DROP,
-        cosine_loop="for group in optimizer.param_groups:" if t.schedule == "cosine" else _DROP,
-        cosine_set="    group[\"lr\"] = LR * 0.5 * (1 + math.cos(math.pi * epoch / epochs))" if t.schedule == "cosine" else _DROP,
+        cosine_comment="# cosine schedule: the learning rate falls from LR to 0 over the stage" if cosine else _DROP,
+        cosine_loop="for group in optimizer.param_groups:" if cosine else _DROP,
+        cosine_set="    group[\"lr\"] = LR * 0.5 * (1 + math.cos(math.pi * epoch / epochs))" if cosine else _DROP,
         corrupt="xc = corrupt(xb)  # denoising: the network sees a corrupted input, the target is the clean xb"
         if noise else _DROP, xin="xc" if noise else "xb",
         sparse_if="if sparse:" if sparse else _DROP,
@@ -497,25 +501,31 @@ def _strategy(cfg: RunConfig) -> Section:
     whole_layer = "model.encoders[0]" if single else "None"
     if t.strategy == "end_to_end":
         body = _code('''
-            train_stage("end-to-end", model.encode, model.decode, x, list(model.parameters()), EPOCHS, LOSS${extra})
+            train_stage("end-to-end", model.encode, model.decode, x, list(model.parameters()), EPOCHS,
+                        LOSS${extra})
         ''', extra=extra(n, whole_layer))
         text = "End-to-end: the whole network trained at once, from random weights."
     else:
-        layer = "encoder" if cfg.model.kind == "dense" else "None"
+        layer = "model.encoders[k - 1]" if cfg.model.kind == "dense" else "None"
         body = _code('''
+            def stage(k):
+                """Stage k alone as (encode, decode): encoder k and its mirror; stage 1 reads and gives back images."""
+                encoder, decoder = model.encoders[k - 1], model.decoders[k - 1]
+                if k > 1:
+                    return encoder, decoder
+                return (lambda batch: encoder(model.prepare(batch))), (lambda c: model.finish(decoder(c)))
+
+
             h = x  # what stage k learns to reconstruct: the pixels, then the frozen codes of the stages below
             for k in range(1, len(LAYERS) + 1):
-                encoder, decoder = model.encoders[k - 1], model.decoders[k - 1]
-                params = list(dict.fromkeys([*encoder.parameters(), *decoder.parameters()]))  # a tied weight once
+                encode, decode = stage(k)
+                params = [*model.encoders[k - 1].parameters(), *model.decoders[k - 1].parameters()]
+                params = list(dict.fromkeys(params))  # a tied weight once
                 for p in model.parameters():  # every other stage stays frozen
                     p.requires_grad_(False)
                 for p in params:
                     p.requires_grad_(True)
-                if k == 1:  # on pixels, with the run's loss
-                    encode = lambda batch: encoder(model.prepare(batch))
-                    decode = lambda c: model.finish(decoder(c))
-                else:  # on codes: squared error
-                    encode, decode = encoder, decoder
+                # stage 1 reconstructs pixels with the run's loss; later stages their input codes, by squared error
                 train_stage(f"pretraining layer {k} of {len(LAYERS)}", encode, decode, h, params, EPOCHS,
                             LOSS if k == 1 else "mse"${stage_extra})
                 if k < len(LAYERS):
@@ -534,7 +544,7 @@ def _strategy(cfg: RunConfig) -> Section:
                             LOSS${extra})
             ''', extra=extra(n, whole_layer))
             text += " Then fine-tuning: the whole stack trained end to end from there."
-    return Section("Strategy", text, head + "\n" + body)
+    return Section("Strategy", text, head + ("\n\n" if body.startswith("def") else "\n") + body)
 
 
 def _sparse_levels(cfg: RunConfig) -> tuple[int, ...] | None:
@@ -569,12 +579,14 @@ def _result(cfg: RunConfig, weights: str) -> Section:
 
 def _settings(cfg: RunConfig, weights: str) -> Section:
     m, t = cfg.model, cfg.train
+    unit = "channels" if m.kind == "conv" else "widths"
     lines = [f"SEED = {t.seed}",
-             f"LAYERS = {list(m.layers)}  # {'channels' if m.kind == 'conv' else 'widths'} of the encoder; the last is the code",
+             f"LAYERS = {list(m.layers)}  # the encoder's {unit}; the last one is the code",
              f"ACTIVATION = {_s(m.activation)}",
              f"CODE_ACTIVATION = {_s(code_activation(cfg))}",
              f"OUTPUT_ACTIVATION = {_s(resolved_output_activation(cfg))}",
-             f"LOSS = {_s(t.loss)}  # " + ("binary cross-entropy: pixels in [0, 1]" if t.loss == "bce" else "squared error")]
+             f"LOSS = {_s(t.loss)}  # " + ("binary cross-entropy: pixels in [0, 1]" if t.loss == "bce"
+                                           else "squared error")]
     if cfg.noise.kind != "none" and cfg.noise.level:
         lines.append(f"NOISE_LEVEL = {_num(cfg.noise.level)}  # {cfg.noise.kind} noise")
     if cfg.sparsity.kind != "none" and cfg.sparsity.weight:

@@ -186,7 +186,8 @@ def _log_mlflow(run: Run, tracking_uri: str | None, experiment: str) -> str:
         tags.update({"mlflow.parentRunId": _parent(client, exp_id, race_id), "aelab.race_id": race_id})
     mid = client.create_run(exp_id, tags=tags).info.run_id
     t0 = int(1000 * (run.status().get("started") or 0)) or None
-    params = [Param(k, ",".join(map(str, v)) if isinstance(v, tuple) else str(v)) for k, v in flat_items(run.config).items()]
+    params = [Param(k, ",".join(map(str, v)) if isinstance(v, tuple) else str(v))
+              for k, v in flat_items(run.config).items()]
     metrics = []
     for rec in run.metrics():
         ts = (t0 or 0) + int(1000 * rec.get("seconds", 0))
