@@ -500,10 +500,7 @@ def _strategy(cfg: RunConfig) -> Section:
     ''')
     whole_layer = "model.encoders[0]" if single else "None"
     if t.strategy == "end_to_end":
-        body = _code('''
-            train_stage("end-to-end", model.encode, model.decode, x, list(model.parameters()), EPOCHS,
-                        LOSS${extra})
-        ''', extra=extra(n, whole_layer))
+        body = _call("end-to-end", "EPOCHS", extra(n, whole_layer))
         text = "End-to-end: the whole network trained at once, from random weights."
     else:
         layer = "model.encoders[k - 1]" if cfg.model.kind == "dense" else "None"
@@ -538,13 +535,17 @@ def _strategy(cfg: RunConfig) -> Section:
         text = ("Greedy layer-wise pretraining: stage k alone learns to reconstruct the frozen codes of the stages "
                 "below it (Bengio et al. 2007; Hinton & Salakhutdinov 2006 used RBMs).")
         if t.finetune_epochs:
-            body += "\n" + _code('''
-                # fine-tuning: the stacked network, end to end, from the pretrained weights
-                train_stage("fine-tuning", model.encode, model.decode, x, list(model.parameters()), FINETUNE_EPOCHS,
-                            LOSS${extra})
-            ''', extra=extra(n, whole_layer))
+            body += ("\n# fine-tuning: the stacked network, end to end, from the pretrained weights\n"
+                     + _call("fine-tuning", "FINETUNE_EPOCHS", extra(n, whole_layer)))
             text += " Then fine-tuning: the whole stack trained end to end from there."
     return Section("Strategy", text, head + ("\n\n" if body.startswith("def") else "\n") + body)
+
+
+def _call(name: str, epochs: str, extra: str) -> str:
+    """The train_stage call for the whole network, on one line when it fits."""
+    head = f'train_stage("{name}", model.encode, model.decode, x, list(model.parameters()), {epochs},'
+    one = f"{head} LOSS{extra})"
+    return (one if len(one) <= 110 else f"{head}\n{' ' * 12}LOSS{extra})") + "\n"
 
 
 def _sparse_levels(cfg: RunConfig) -> tuple[int, ...] | None:
@@ -625,19 +626,20 @@ def sections(cfg: RunConfig, input_shape: tuple[int, ...] | None = None, weights
 
 def _title(cfg: RunConfig, run_id: str | None, summary: dict | None) -> str:
     name = cfg.name or "autoencoder"
-    lines = [f"{name}: a {'greedy layer-wise' if cfg.train.strategy == 'greedy' else 'end-to-end'} autoencoder on "
-             f"{cfg.data.name}, exported from aelab" + (f" (run {run_id})" if run_id else "") + "."]
+    kind = "a greedy layer-wise" if cfg.train.strategy == "greedy" else "an end-to-end"
+    text = f"{name}: {kind} autoencoder on {cfg.data.name}, exported from aelab" + \
+        (f" (run {run_id})." if run_id else ".")
     if summary and isinstance(summary.get("val_full_sq_err"), (int, float)):
-        lines.append(f"In aelab it reached a validation error of {summary['val_full_sq_err']:.4f} (squared error per "
-                     "image); on the CPU this program ends within float rounding of it.")
-    lines.append("Standalone: needs torch, numpy, safetensors and the package that ships the data, not aelab.")
-    return "\n".join(lines)
+        text += (f" In aelab it reached a validation error of {summary['val_full_sq_err']:.4f} (squared error per "
+                 "image); on the CPU this program ends within float rounding of it.")
+    text += " Standalone: needs torch, numpy, safetensors and the package that ships the data, not aelab."
+    return text
 
 
 def script(cfg: RunConfig, input_shape=None, run_id: str | None = None, summary: dict | None = None,
            weights: str = "weights.safetensors") -> str:
     """The program as one .py file: a docstring, then each section under a comment header."""
-    out = ['"""' + _title(cfg, run_id, summary) + "\n\nRun it: python this_file.py\n" + '"""']
+    out = ['"""' + textwrap.fill(_title(cfg, run_id, summary), 110, break_on_hyphens=False) + "\n\nRun it: python this_file.py\n" + '"""']
     for s in sections(cfg, input_shape, weights):
         if s.title == "Imports":
             out.append(s.code)
@@ -653,7 +655,7 @@ def notebook(cfg: RunConfig, input_shape=None, run_id: str | None = None, summar
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-    cells = [new_markdown_cell("# " + _title(cfg, run_id, summary).replace("\n", "\n\n"))]
+    cells = [new_markdown_cell(f"# {cfg.name or 'autoencoder'}\n\n{_title(cfg, run_id, summary)}")]
     for s in sections(cfg, input_shape, weights):
         cells += [new_markdown_cell(f"## {s.title}\n{s.text}"), new_code_cell(s.code.rstrip("\n"))]
     nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",

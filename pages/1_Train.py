@@ -34,8 +34,6 @@ with left:
         st.session_state.update(race_id=race_id, run_id=None, _scroll_to_panel=True)
         st.query_params.pop("run", None)
         st.query_params["race"] = race_id
-    if cfg is not None:
-        views.take_home(cfg, build.data_facts(cfg)["shape"], key="train.code")
 race_id = st.query_params.get("race") or st.session_state.get("race_id")
 run_id = None if race_id else st.query_params.get("run") or st.session_state.get("run_id")
 st.session_state.update(run_id=run_id, race_id=race_id)
@@ -45,6 +43,8 @@ with right:
         arch.arch_view(cfg, build.data_facts(cfg)["shape"])
     st.caption("The URL holds these settings: share it to reproduce the setup. "
                "Stage-by-stage mode (greedy): Training tab, *pause after stage*.")
+    if cfg is not None:  # these settings as code, before (or without) any run
+        views.take_home(cfg, build.data_facts(cfg)["shape"], key="train.code")
 if race_id or run_id:
     present.toggle()
     with st.container(key="run_panel"):

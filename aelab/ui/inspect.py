@@ -72,12 +72,12 @@ def slides(run: Run) -> None:
         with tempfile.TemporaryDirectory() as d:
             return export.mp4(run, Path(d) / "replay.mp4").read_bytes()
 
-    a, b, c = st.columns(3)
-    a.download_button("Replay as GIF", lambda: export.gif(run), f"{run.id}.gif", "image/gif", key="dl_gif",
+    row = st.container(horizontal=True)
+    row.download_button("Replay as GIF", lambda: export.gif(run), f"{run.id}.gif", "image/gif", key="dl_gif",
                       help="one frame per snapshot: loss with a cursor, reconstructions, code map (1280x720)")
-    b.download_button("Replay as MP4", mp4, f"{run.id}.mp4", "video/mp4", key="dl_mp4",
+    row.download_button("Replay as MP4", mp4, f"{run.id}.mp4", "video/mp4", key="dl_mp4",
                       help="the same frames at 1920x1080, H.264")
-    c.download_button("Last frame as PNG", lambda: export.png(run), f"{run.id}.png", "image/png", key="dl_png",
+    row.download_button("Last frame as PNG", lambda: export.png(run), f"{run.id}.png", "image/png", key="dl_png",
                       help="the finished run at slide resolution (1920x1080)")
 
 

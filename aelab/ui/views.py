@@ -232,11 +232,11 @@ def take_home(cfg, shape, run: Run | None = None, key: str = "code") -> None:
     if run is not None:
         args.update(run_id=run.id, summary=run.summary())
     stem = (run.id if run is not None else cfg.name) or "autoencoder"
-    a, b = st.columns(2)
-    a.download_button("Take home: script (.py)", lambda: codegen.script(cfg, **args), f"{stem}.py", "text/x-python",
-                      key=f"{key}.py", width="stretch",
+    row = st.container(horizontal=True)
+    row.download_button("Take home: script (.py)", lambda: codegen.script(cfg, **args), f"{stem}.py", "text/x-python",
+                      key=f"{key}.py", width="content",
                       help="a standalone PyTorch program of these settings: needs torch, numpy, safetensors and the "
                            "data's package, not aelab; on the CPU it ends where aelab's run ends")
-    b.download_button("Take home: notebook", lambda: codegen.notebook(cfg, **args), f"{stem}.ipynb",
-                      "application/x-ipynb+json", key=f"{key}.ipynb", width="stretch",
+    row.download_button("Take home: notebook", lambda: codegen.notebook(cfg, **args), f"{stem}.ipynb",
+                      "application/x-ipynb+json", key=f"{key}.ipynb", width="content",
                       help="the same program as a Jupyter notebook, one cell per part")
