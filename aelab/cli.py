@@ -1,4 +1,5 @@
-"""`python -m aelab ...`: the headless face of the lab (presets, train, resume, runs, pca, payoff, export).
+"""`python -m aelab ...`: the headless face of the lab (presets, train, resume, runs, pca, payoff, sweep,
+export).
 
 Each command builds a config, calls the library and prints; training goes through the same worker
 process the app uses.
@@ -149,6 +150,58 @@ def cmd_payoff(args) -> int:
     return run_payoff_cli(cfg, Path(runs[0]).parent)  # results live in the runs' own store
 
 
+def cmd_sweep(args) -> int:
+    """A grid of settings x seeds, every cell a normal run; prints the groups and the sweep record last."""
+    from tqdm import tqdm
+
+    from . import sweep as S
+    from .runs import RunStore
+
+    base = _build_config(args)
+    grid = S.parse_grid(args.grid or [])
+    shape = None
+    if grid.get("train.strategy") and base.train.strategy == "greedy":  # equal-compute end-to-end cells
+        from .data import load_data
+
+        shape = load_data(base.data).input_shape
+    cells = S.expand(base, grid, args.seeds, shape)
+    store = RunStore(args.runs_dir)
+    sweep = S.Sweep.open(store.root, grid, args.seeds, cells)
+    planned = [S.planned_epochs(RunConfig.from_dict(c["config"])) for c in sweep.cells]
+    bar = tqdm(total=sum(planned), unit="epoch", desc=sweep.id, file=sys.stderr, dynamic_ncols=True)
+    said: dict[int, str] = {}
+
+    def show(sw) -> None:
+        done = 0
+        for i, (run, cell) in enumerate(zip(sw.runs(store), sw.cells)):
+            status = run.status().get("status") if run is not None else "waiting"
+            done += planned[i] if status == "completed" else len(run.epochs()) if run is not None else 0
+            if said.get(i) != status and status != "waiting":
+                said[i] = status
+                err = (run.summary() or {}).get("test_full_sq_err") if status == "completed" else None
+                bar.write(f"cell {i + 1}/{len(sw.cells)} [{cell['label']} | seed {cell['seed']}] {status}"
+                          + (f"  test_full_sq_err={err:.4g}" if isinstance(err, float) else "")
+                          + (f"  {run.id}" if run is not None else ""), file=sys.stderr)
+        bar.n = done
+        bar.refresh()
+
+    todo = sum(S.cell_state(r) != "done" for r in sweep.runs(store))
+    bar.write(f"{sweep.id}: {len(cells)} cells ({todo} to run, {args.jobs or S.local_jobs()} at a time)",
+              file=sys.stderr)
+    try:
+        S.run_local(sweep, store, jobs=args.jobs, on_change=show)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"stopped; run the same command again to resume. {S.Sweep.path(store.root, sweep.id)}",
+              file=sys.stderr)
+        return 130
+    show(sweep)
+    bar.close()
+    print(S.report(sweep, store), file=sys.stderr)
+    print(S.Sweep.path(store.root, sweep.id))
+    return 0 if all(S.cell_state(r) == "done" for r in sweep.runs(store)) else 1
+
+
 def cmd_export(args) -> int:
     """A saved run taken elsewhere: slides (GIF / MP4 replay, PNG), code (script, notebook), trackers."""
     from . import export, tracking
@@ -214,6 +267,16 @@ def main(argv: list[str] | None = None) -> int:
                         "learning rate drops or training stops")
     q.add_argument("--lsuv", action="store_true", help="also run scratch + BN with LSUV init")
     q.set_defaults(fn=cmd_payoff)
+    w = sub.add_parser("sweep", help="a grid of settings x seeds through the job queue; groups with mean ± sd")
+    w.add_argument("--preset", help="the base config (see `presets`)")
+    w.add_argument("--config", help="JSON file with config sections to apply on top")
+    w.add_argument("--set", action="append", metavar="KEY=VALUE", help="dotted override of the base")
+    w.add_argument("--grid", action="append", metavar="KEY=V1,V2",
+                   help="a dotted key and its values (model.layers: separate the lists with /, e.g. 64,16/128,32)")
+    w.add_argument("--seeds", type=int, default=3, help="seeds per cell: train.seed, +1, ... (default 3)")
+    w.add_argument("--jobs", type=int, help="cells at a time (default: one per 2 cores)")
+    w.add_argument("--runs-dir", default="runs")
+    w.set_defaults(fn=cmd_sweep)
     x = sub.add_parser("export", help="a saved run for slides (GIF / MP4 / PNG), as code (script / notebook), "
                                       "to TensorBoard or MLflow")
     x.add_argument("run_dir", metavar="RUN_DIR")

@@ -1,0 +1,98 @@
+"""Sweeps (aelab/sweep.py, `python -m aelab sweep`): cells, the no-op check, re-runs, group statistics by hand."""
+import json
+import math
+import statistics
+
+import pytest
+
+from aelab import sweep as S
+from aelab.cli import main
+from aelab.config import RunConfig
+from aelab.race import equal_compute_epochs
+from aelab.runs import RunStore, atomic_write_json
+
+GREEDY = RunConfig(name="g").with_overrides({"data.name": "shapes", "model.layers": "32,8", "train.strategy": "greedy",
+                                             "train.epochs": 2, "train.finetune_epochs": 3, "noise.kind": "masking",
+                                             "noise.level": 0.2, "train.seed": 7})
+
+
+def test_a_grid_expands_to_every_cell_and_seed_with_equal_compute_end_to_end():
+    grid = S.parse_grid(["train.strategy=greedy,end_to_end", "noise.level=0.1,0.3"])
+    cells = S.expand(GREEDY, grid, 3, (1, 16, 16))
+    assert len(cells) == 2 * 2 * 3
+    assert [c.seed for c in cells[:3]] == [7, 8, 9] and all(c.config.train.seed == c.seed for c in cells)
+    e2e = [c for c in cells if dict(c.values)["train.strategy"] == "end_to_end"]
+    twin_epochs = equal_compute_epochs(GREEDY, (1, 16, 16))
+    assert all(c.config.train.finetune_epochs == 0 and c.config.train.epochs == twin_epochs for c in e2e)
+    assert {c.config.noise.level for c in e2e} == {0.1, 0.3}
+    assert len({S.sweep_id(cells), S.sweep_id(list(reversed(cells)))}) == 2  # the id is of the cells, in order
+    assert S.sweep_id(cells) == S.sweep_id(S.expand(GREEDY, grid, 3, (1, 16, 16)))  # asked again: the same sweep
+
+
+def test_a_grid_value_that_changes_nothing_is_an_error():
+    plain = GREEDY.with_overrides({"noise.kind": "none", "noise.level": 0.0})
+    with pytest.raises(ValueError, match=r"noise.level: the values 0.1, 0.3 change nothing \(noise.kind is none\)"):
+        S.expand(plain, S.parse_grid(["noise.level=0.1,0.3"]), 2)
+    l1 = plain.with_overrides({"sparsity.kind": "l1", "sparsity.weight": 0.01})
+    with pytest.raises(ValueError, match=r"sparsity.target: .* change nothing \(it is used by KL sparsity only\)"):
+        S.expand(l1, S.parse_grid(["sparsity.target=0.05,0.1"]), 1)
+    S.expand(l1.with_overrides({"sparsity.kind": "kl", "model.activation": "sigmoid"}),
+             S.parse_grid(["sparsity.target=0.05,0.1"]), 1)  # with KL it matters
+    with pytest.raises(ValueError, match="use --seeds"):
+        S.expand(plain, S.parse_grid(["train.seed=1,2"]), 1)
+    with pytest.raises(ValueError, match="model.layers: cannot read"):
+        S.expand(plain, S.parse_grid(["model.layers=a/b"]), 1)
+
+
+def _fake(store, cfg, status="completed", err=None):
+    run = store.create(cfg)
+    atomic_write_json(run.dir / "status.json", {"status": status})
+    if status == "completed":
+        atomic_write_json(run.dir / "summary.json", {"status": status, "test_full_sq_err": err})
+    return run
+
+
+def test_group_statistics_match_a_hand_computation(tmp_path):
+    store = RunStore(tmp_path)
+    a_vals, b_vals = [10.0, 12.0, 11.0], [9.0, 12.5, 9.5]
+    base = GREEDY.with_overrides({"train.strategy": "end_to_end", "train.finetune_epochs": 0})
+    runs = [_fake(store, base.with_overrides({"train.seed": s}), err=v) for s, v in enumerate(a_vals)]
+    runs += [_fake(store, base.with_overrides({"train.seed": s, "noise.level": 0.4}), err=v)
+             for s, v in enumerate(b_vals)]
+    runs.append(_fake(store, base.with_overrides({"train.seed": 5}), status="failed"))  # not counted
+    a, b = S.groups(runs)
+    assert (a["n"], b["n"]) == (3, 3)
+    assert a["mean"] == pytest.approx(11.0) and a["sd"] == pytest.approx(statistics.stdev(a_vals))
+    assert (b["min"], b["max"]) == (9.0, 12.5)
+    d = [y - x for x, y in zip(a_vals, b_vals)]  # -1, +0.5, -1.5
+    half = 4.302652729911275 * statistics.stdev(d) / math.sqrt(3)  # t(0.975, 2 df) from a table
+    p = S.paired(b, a)
+    assert p["diff_mean"] == pytest.approx(statistics.mean(d))
+    assert (p["ci_low"], p["ci_high"]) == pytest.approx((statistics.mean(d) - half, statistics.mean(d) + half))
+    assert p["verdict"] == "no measurable difference"
+
+
+def test_cell_states(tmp_path):
+    store = RunStore(tmp_path)
+    assert S.cell_state(None) == "start"
+    assert S.cell_state(_fake(store, GREEDY)) == "done"
+    assert S.cell_state(_fake(store, GREEDY, "failed")) == "start"
+    killed = _fake(store, GREEDY, "interrupted")
+    assert S.cell_state(killed) == "start"  # nothing to continue from
+    (killed.dir / "checkpoint.pt").write_bytes(b"x")
+    assert S.cell_state(killed) == "resume"
+
+
+def test_sweep_command_runs_the_cells_then_skips_them(tmp_path, capsys, monkeypatch):
+    args = ["sweep", "--set", "data.name=shapes", "--set", "model.layers=16", "--set", "train.epochs=1",
+            "--grid", "train.lr=0.001,0.003", "--seeds", "1", "--jobs", "2", "--runs-dir", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr()
+    record = json.loads(open(out.out.strip().splitlines()[-1]).read())
+    assert [c["label"] for c in record["cells"]] == ["train.lr=0.001", "train.lr=0.003"]
+    runs = [RunStore(tmp_path).get(c["run_id"]) for c in record["cells"]]
+    assert all(r.status()["status"] == "completed" and r.config.name == record["id"] for r in runs)
+    assert "train.lr=0.003 − train.lr=0.001" in out.err
+    monkeypatch.setattr("aelab.worker.start_run", lambda *a: pytest.fail("a finished cell was started again"))
+    assert main(args) == 0
+    assert "(0 to run" in capsys.readouterr().err
