@@ -338,3 +338,27 @@ def report(sweep: Sweep, store: RunStore, metric: str = "test_full_sq_err") -> s
         diff = "-" if p["diff_mean"] is None else f"{p['diff_mean']:+.3g}"
         lines.append(f"  {n} − {names[0]}: {diff}{ci} over {p['n']} paired seeds: {p['verdict']}")
     return "\n".join(lines)
+
+
+def band(curves: list[tuple[list, list]]) -> dict:
+    """Seeds' curves (x, y) as one: per point index (up to the shortest curve), the mean x and the mean,
+    sd (ddof 1), min and max of y. The seeds of one config share their x (epochs, compute) point by point."""
+    n = min((len(x) for x, _ in curves), default=0)
+    if not n:
+        return {"x": [], "mean": [], "sd": [], "min": [], "max": [], "n": len(curves)}
+    xs = np.array([x[:n] for x, _ in curves], dtype=float)
+    ys = np.array([y[:n] for _, y in curves], dtype=float)
+    sd = ys.std(0, ddof=1) if len(ys) > 1 else np.zeros(n)
+    return {"x": xs.mean(0).tolist(), "mean": ys.mean(0).tolist(), "sd": sd.tolist(), "min": ys.min(0).tolist(),
+            "max": ys.max(0).tolist(), "n": len(curves)}
+
+
+def sweeps(store: RunStore) -> list[Sweep]:
+    """The store's sweep records, newest first (unreadable ones left out)."""
+    out = []
+    for path in (store.root / SWEEPS_DIR).glob("*.json"):
+        try:
+            out.append(Sweep.load(store.root, path.stem))
+        except KeyError:
+            continue
+    return sorted(out, key=lambda s: -s.created)

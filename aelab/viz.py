@@ -226,6 +226,24 @@ def compare_figure(curves: dict[str, list[dict]], axis: str = "epoch", height: i
     return fig
 
 
+def band_figure(bands: dict[str, dict], axis: str = "epoch", spread: str = "sd", height: int = 420) -> go.Figure:
+    """Seed groups: each group's mean full-network validation error with a band of ±1 sd (or min-max)."""
+    fig = go.Figure()
+    for i, (name, b) in enumerate(bands.items()):
+        color = PALETTE[i % len(PALETTE)]
+        lo = [m - s for m, s in zip(b["mean"], b["sd"])] if spread == "sd" else b["min"]
+        hi = [m + s for m, s in zip(b["mean"], b["sd"])] if spread == "sd" else b["max"]
+        fig.add_scatter(x=b["x"] + b["x"][::-1], y=hi + lo[::-1], fill="toself", fillcolor=color, opacity=0.2,
+                        line=dict(width=0), hoverinfo="skip", showlegend=False)
+        fig.add_scatter(x=b["x"], y=b["mean"], mode="lines+markers", line=dict(color=color, width=2),
+                        name=f"{name} (mean of {b['n']} seeds)")
+    what = "±1 sd" if spread == "sd" else "min-max"
+    fig.update_layout(title=f"seed groups: {label(COMPARED)}, mean with {what} band: lower is better",
+                      height=height, xaxis_title=X_LABELS[axis], yaxis_title=header(COMPARED), font=dict(size=14),
+                      legend=dict(orientation="h", y=-0.2), margin=dict(l=10, r=10, t=60, b=10))
+    return fig
+
+
 # ----------------------------------------------------------------------------- code maps
 
 def code_map_figure(xy: np.ndarray, labels: np.ndarray | None, classes: list[str] | None, title: str,

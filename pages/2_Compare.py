@@ -11,6 +11,8 @@ if len(runs) < 2:
     st.info("Compare needs at least two runs: launch a couple on the Train page "
             "(e.g. the same layers greedy vs end-to-end, or tied vs untied).")
     st.stop()
+if sweep_runs := compare.sweep_picker(runs):  # a sweep's cells, all at once
+    st.session_state["compare.runs"] = sweep_runs
 kept = [i for i in st.session_state.get("compare.runs", []) if i in runs]
 st.session_state["compare.runs"] = kept or list(runs)[:2]
 picked = st.multiselect("runs to compare", list(runs), key="compare.runs", format_func=lambda i: compare.label(runs[i]))
@@ -25,6 +27,7 @@ st.plotly_chart(viz.compare_figure(curves, axis), key="cmp_curves")
 df = compare.table(sel)
 st.dataframe(df, hide_index=True, key="cmp_table")
 st.caption(compare.glossary())
+compare.seed_groups(sel, axis)
 grid_images = compare.grids(sel)
 compare.exports(df, curves, axis, grid_images)
 st.subheader("Reconstructions of the same validation images")

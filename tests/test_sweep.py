@@ -44,11 +44,16 @@ def test_a_grid_value_that_changes_nothing_is_an_error():
         S.expand(plain, S.parse_grid(["model.layers=a/b"]), 1)
 
 
-def _fake(store, cfg, status="completed", err=None):
+def _fake(store, cfg, status="completed", err=None, curve=()):
+    """A run folder as the worker leaves it, with a made-up outcome (and validation curve)."""
     run = store.create(cfg)
     atomic_write_json(run.dir / "status.json", {"status": status})
     if status == "completed":
         atomic_write_json(run.dir / "summary.json", {"status": status, "test_full_sq_err": err})
+    lines = [json.dumps({"kind": "epoch", "stage": 1, "stage_name": "end-to-end", "epoch": e, "step": 10 * e,
+                         "samples": 320 * e, "seconds": 0.1 * e, "gflop": 0.5 * e, "val_full_sq_err": v})
+             for e, v in enumerate(curve, 1)]
+    (run.dir / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
     return run
 
 
@@ -96,3 +101,32 @@ def test_sweep_command_runs_the_cells_then_skips_them(tmp_path, capsys, monkeypa
     monkeypatch.setattr("aelab.worker.start_run", lambda *a: pytest.fail("a finished cell was started again"))
     assert main(args) == 0
     assert "(0 to run" in capsys.readouterr().err
+
+
+def test_bands_match_a_hand_computation():
+    b = S.band([([1, 2, 3], [10.0, 8.0, 7.0]), ([1, 2], [12.0, 6.0]), ([1, 2, 3], [11.0, 7.0, 5.0])])
+    assert b["x"] == [1, 2] and b["n"] == 3  # up to the shortest curve
+    assert b["mean"] == pytest.approx([11.0, 7.0])
+    assert b["sd"] == pytest.approx([statistics.stdev([10, 12, 11]), statistics.stdev([8, 6, 7])])
+    assert (b["min"], b["max"]) == ([10.0, 6.0], [12.0, 8.0])
+
+
+def test_compare_reads_a_sweep_as_seed_groups(tmp_path, monkeypatch):
+    from apptest import lab_env, open_page
+
+    lab_env(monkeypatch, tmp_path)
+    store = RunStore(tmp_path)
+    base = GREEDY.with_overrides({"train.strategy": "end_to_end", "train.finetune_epochs": 0})
+    cells = S.expand(base, S.parse_grid(["train.lr=0.001,0.003"]), 2)
+    sweep = S.Sweep.open(tmp_path, {"train.lr": ["0.001", "0.003"]}, 2, cells)
+    for cell, err in zip(sweep.cells, (20.0, 22.0, 18.0, 19.0)):
+        cell["run_id"] = _fake(store, RunConfig.from_dict(cell["config"]), err=err, curve=(err + 5, err)).id
+    sweep.save(tmp_path)
+    at = open_page("pages/2_Compare.py", sweep=sweep.id)
+    assert sorted(at.multiselect(key="compare.runs").value) == sorted(c["run_id"] for c in sweep.cells)
+    assert [h.value for h in at.subheader][0] == "Seed groups"
+    table = at.dataframe[1].value  # after the runs' own table
+    assert list(table["seeds"]) == [2, 2] and list(table["group"].str.endswith(("lr=0.001", "lr=0.003"))) == [True] * 2
+    assert table.iloc[:, 2].tolist() == pytest.approx([21.0, 18.5])
+    assert table.iloc[1]["paired difference vs " + table.iloc[0]["group"]] == pytest.approx(-2.5)
+    assert "seed groups" in at.get("plotly_chart")[1].proto.spec

@@ -125,3 +125,60 @@ def glossary() -> str:
     keys = ("val_full_sq_err", "val_stage_sq_err", "gflop", "test_full_sq_err", "pca_test_sq_err",
             "linear_probe_accuracy") + PROBE_COLUMNS
     return "  \n".join(f"**{VOCABULARY[k].label}**: {VOCABULARY[k].definition}." for k in keys)
+
+
+def seed_groups(runs: list[Run], axis: str) -> None:
+    """Runs that differ only in seed, read as groups: mean curves with a band, mean ± sd on the test split and
+    each group's paired difference with the first (same seeds, 95 % interval). Nothing when no group has two."""
+    from .. import sweep as S
+
+    groups = [g for g in S.groups(runs) if g["n"] > 1]
+    if not groups:
+        return
+    st.subheader("Seed groups")
+    by_id = {r.id: r for r in runs}
+    names = [f"{label(by_id[g['runs'][0]]).rsplit(' · ', 1)[0]} · {_varied(g, groups)}" for g in groups]
+    spread = st.radio("band", ("sd", "range"), horizontal=True, key="compare.band",
+                      format_func={"sd": "±1 sd", "range": "min-max"}.get)
+    bands = {n: S.band([viz.compared_curve(by_id[i].epochs(), axis) for i in g["runs"]]) for n, g in zip(names, groups)}
+    st.plotly_chart(viz.band_figure(bands, axis, spread), key="cmp_bands")
+    rows = []
+    for n, g in zip(names, groups):
+        p = S.paired(g, groups[0]) if g is not groups[0] else None
+        rows.append({"group": n, "seeds": g["n"], header("test_full_sq_err") + " mean": g["mean"], "sd": g["sd"],
+                     "min": g["min"], "max": g["max"],
+                     f"paired difference vs {names[0]}": None if p is None else p["diff_mean"],
+                     "95 % interval": None if p is None or p["ci_low"] is None
+                     else f"[{p['ci_low']:+.3g}, {p['ci_high']:+.3g}]",
+                     "reading": "" if p is None else p["verdict"]})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="cmp_groups")
+
+
+def _varied(group: dict, groups: list[dict]) -> str:
+    """What sets this group apart from the others: the settings whose values differ between groups."""
+    import json
+
+    cfgs = [json.loads(g["key"]) for g in groups]
+    mine = json.loads(group["key"])
+    keys = [k for k in mine if len({json.dumps(c.get(k)) for c in cfgs}) > 1]
+    return ", ".join(f"{k.split('.', 1)[1]}={mine[k]}" for k in keys) or "same settings"
+
+
+def sweep_picker(runs: dict) -> list[str] | None:
+    """A sweep of the store (or ?sweep=ID) to compare: its cells' run ids when one is newly picked."""
+    from .. import sweep as S
+
+    sweeps = S.sweeps(state.store())
+    if not sweeps:
+        return None
+    ids = [s.id for s in sweeps]
+    wanted = st.query_params.get("sweep")
+    if wanted in ids and "compare.sweep" not in st.session_state:
+        st.session_state["compare.sweep"] = wanted
+    choice = st.selectbox("a sweep (all its cells)", ["(pick runs below)"] + ids, key="compare.sweep",
+                          format_func=lambda i: i if i not in ids else
+                          f"{i}: {', '.join(sweeps[ids.index(i)].grid)} x {sweeps[ids.index(i)].seeds} seeds")
+    if choice not in ids or st.session_state.get("_compare.sweep_shown") == choice:
+        return None
+    st.session_state["_compare.sweep_shown"] = choice
+    return [c["run_id"] for c in sweeps[ids.index(choice)].cells if c.get("run_id") in runs]
