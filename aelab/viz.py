@@ -233,8 +233,8 @@ def band_figure(bands: dict[str, dict], axis: str = "epoch", spread: str = "sd",
         color = PALETTE[i % len(PALETTE)]
         lo = [m - s for m, s in zip(b["mean"], b["sd"])] if spread == "sd" else b["min"]
         hi = [m + s for m, s in zip(b["mean"], b["sd"])] if spread == "sd" else b["max"]
-        fig.add_scatter(x=b["x"] + b["x"][::-1], y=hi + lo[::-1], fill="toself", fillcolor=color, opacity=0.2,
-                        line=dict(width=0), hoverinfo="skip", showlegend=False)
+        fig.add_scatter(x=b["x"] + b["x"][::-1], y=hi + lo[::-1], fill="toself", fillcolor=color, opacity=0.25,
+                        mode="lines", line=dict(width=0), hoverinfo="skip", showlegend=False)
         fig.add_scatter(x=b["x"], y=b["mean"], mode="lines+markers", line=dict(color=color, width=2),
                         name=f"{name} (mean of {b['n']} seeds)")
     what = "±1 sd" if spread == "sd" else "min-max"

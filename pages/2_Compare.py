@@ -22,12 +22,12 @@ if len(sel) < 2:
     st.stop()
 axis = st.radio("x axis", viz.AXES, key="compare.x", horizontal=True, format_func=viz.X_LABELS.get,
                 index=viz.AXES.index(compare.default_axis(sel)))
+compare.seed_groups(sel, axis)  # the answer first, when the runs form groups (a sweep)
 curves = {compare.label(r): r.epochs() for r in sel}
 st.plotly_chart(viz.compare_figure(curves, axis), key="cmp_curves")
 df = compare.table(sel)
 st.dataframe(df, hide_index=True, key="cmp_table")
 st.caption(compare.glossary())
-compare.seed_groups(sel, axis)
 grid_images = compare.grids(sel)
 compare.exports(df, curves, axis, grid_images)
 st.subheader("Reconstructions of the same validation images")

@@ -124,9 +124,9 @@ def test_compare_reads_a_sweep_as_seed_groups(tmp_path, monkeypatch):
     sweep.save(tmp_path)
     at = open_page("pages/2_Compare.py", sweep=sweep.id)
     assert sorted(at.multiselect(key="compare.runs").value) == sorted(c["run_id"] for c in sweep.cells)
-    assert [h.value for h in at.subheader][0] == "Seed groups"
-    table = at.dataframe[1].value  # after the runs' own table
+    assert [h.value for h in at.subheader][0].startswith("Seed groups")
+    table = at.dataframe[0].value  # before the runs' own table
     assert list(table["seeds"]) == [2, 2] and list(table["group"].str.endswith(("lr=0.001", "lr=0.003"))) == [True] * 2
     assert table.iloc[:, 2].tolist() == pytest.approx([21.0, 18.5])
     assert table.iloc[1]["paired difference vs " + table.iloc[0]["group"]] == pytest.approx(-2.5)
-    assert "seed groups" in at.get("plotly_chart")[1].proto.spec
+    assert "seed groups" in at.get("plotly_chart")[0].proto.spec

@@ -135,11 +135,12 @@ def seed_groups(runs: list[Run], axis: str) -> None:
     groups = [g for g in S.groups(runs) if g["n"] > 1]
     if not groups:
         return
-    st.subheader("Seed groups")
+    st.subheader("Seed groups: runs that differ only in seed")
     by_id = {r.id: r for r in runs}
-    names = [f"{label(by_id[g['runs'][0]]).rsplit(' · ', 1)[0]} · {_varied(g, groups)}" for g in groups]
-    spread = st.radio("band", ("sd", "range"), horizontal=True, key="compare.band",
-                      format_func={"sd": "±1 sd", "range": "min-max"}.get)
+    cell_labels = {c["run_id"]: c["label"] for sw in S.sweeps(state.store()) for c in sw.cells if c.get("run_id")}
+    names = [cell_labels.get(g["runs"][0]) or _varied(g, groups) for g in groups]
+    spread = st.radio("band", ("sd", "range"), horizontal=True, key="compare.band", label_visibility="collapsed",
+                      format_func={"sd": "band: ±1 sd", "range": "band: min-max"}.get)
     bands = {n: S.band([viz.compared_curve(by_id[i].epochs(), axis) for i in g["runs"]]) for n, g in zip(names, groups)}
     st.plotly_chart(viz.band_figure(bands, axis, spread), key="cmp_bands")
     rows = []
@@ -147,8 +148,8 @@ def seed_groups(runs: list[Run], axis: str) -> None:
         p = S.paired(g, groups[0]) if g is not groups[0] else None
         rows.append({"group": n, "seeds": g["n"], header("test_full_sq_err") + " mean": g["mean"], "sd": g["sd"],
                      "min": g["min"], "max": g["max"],
-                     f"paired difference vs {names[0]}": None if p is None else p["diff_mean"],
-                     "95 % interval": None if p is None or p["ci_low"] is None
+                     f"paired difference vs {names[0]}": "reference" if p is None else p["diff_mean"],
+                     "95 % interval": "" if p is None or p["ci_low"] is None
                      else f"[{p['ci_low']:+.3g}, {p['ci_high']:+.3g}]",
                      "reading": "" if p is None else p["verdict"]})
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="cmp_groups")
