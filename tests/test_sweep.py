@@ -128,5 +128,5 @@ def test_compare_reads_a_sweep_as_seed_groups(tmp_path, monkeypatch):
     table = at.dataframe[0].value  # before the runs' own table
     assert list(table["seeds"]) == [2, 2] and list(table["group"].str.endswith(("lr=0.001", "lr=0.003"))) == [True] * 2
     assert table.iloc[:, 2].tolist() == pytest.approx([21.0, 18.5])
-    assert table.iloc[1]["paired difference vs " + table.iloc[0]["group"]] == pytest.approx(-2.5)
+    assert float(table.iloc[1]["paired difference vs " + table.iloc[0]["group"]]) == pytest.approx(-2.5)
     assert "seed groups" in at.get("plotly_chart")[0].proto.spec
