@@ -54,6 +54,9 @@ def test_finished_examples_are_kept_and_missing_or_failed_ones_are_built(tmp_pat
     assert (states["keras-simple"], states["keras-deep"], states["conv"], states["race"]) == \
         ("done", "failed", "missing", "missing")
     assert not examples.complete(tmp_path)
+    spawned = []  # what the app does at its start while some are missing: one background build, tied to it
+    monkeypatch.setattr(jobs, "spawn", lambda *args, **kw: spawned.append((args, kw["service"])) or "proc")
+    assert examples.start_background(tmp_path) == "proc" and spawned == [(("aelab.examples", str(tmp_path)), True)]
     examples.build(tmp_path, poll_s=0.01)
     assert launched == [n for n in examples.EXAMPLES if n != "keras-simple"]  # in order, all but the done one
     assert not (tmp_path / failed).exists()  # the failed run is replaced, not left beside its successor

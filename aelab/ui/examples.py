@@ -51,12 +51,12 @@ def test_errors(s: examples.State) -> str | None:
     return " vs ".join(views.fmt(e, ".2f") for e in errs)
 
 
-def table(states: list[examples.State]) -> pd.DataFrame:
+def table(states: list[examples.State], builder_on: bool) -> pd.DataFrame:
     done = {s.example.name: s for s in states if s.state == "done"}
     rows = []
     for s in states:
-        rows.append({"example": s.example.title, "status": STATE_TEXT[s.state], "test error": test_errors(s),
-                     **links(s, done)})
+        status = "in line" if builder_on and s.state == "missing" else STATE_TEXT[s.state]
+        rows.append({"example": s.example.title, "status": status, "test error": test_errors(s), **links(s, done)})
     return pd.DataFrame(rows)
 
 
@@ -82,14 +82,15 @@ def _draw() -> None:
     root = state.runs_dir()
     states = examples.statuses(root)
     st.subheader("Examples: finished runs of every preset, and a race")
-    line = progress_line(states, examples.building(root))
+    builder_on = examples.building(root)
+    line = progress_line(states, builder_on)
     if line is None and not any(s.state == "done" for s in states):
         st.caption("No example runs yet: `python -m aelab examples` builds them (the app builds them in the "
                    f"background when it starts, unless {ENV}=0).")
         return
     if line:
         st.progress(line[0], text=line[1])
-    st.dataframe(table(states), hide_index=True, key="home_examples", width="stretch", placeholder="",
+    st.dataframe(table(states, builder_on), hide_index=True, key="home_examples", width="stretch", placeholder="",
                  height=ROW_PX * (len(states) + 1) + 3, column_config={  # every row, no inner scroll bar
         "example": st.column_config.TextColumn("example", width="large"),
         "test error": st.column_config.TextColumn(
