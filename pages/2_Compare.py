@@ -13,7 +13,7 @@ if len(runs) < 2:
     st.stop()
 compare.preselect(runs)
 picked = st.multiselect("runs to compare", list(runs), key="compare.runs", format_func=lambda i: compare.label(runs[i]))
-st.query_params["runs"] = ",".join(picked)  # a link to this comparison
+compare.remember(picked)
 sel = [state.get_run(i) for i in picked]
 if len(sel) < 2:
     st.warning("Pick at least two runs.")

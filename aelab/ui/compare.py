@@ -48,7 +48,12 @@ def preselect(runs: dict[str, Run]) -> None:
     else:
         st.session_state["compare.runs"] = [i for i in st.session_state.get("compare.runs", []) if i in runs] \
             or list(runs)[:2]
-    st.session_state["_compare_url"] = want
+
+
+def remember(picked: list[str]) -> None:
+    """Keep the picked runs in the URL (a link to this comparison); `preselect` then knows the URL is ours."""
+    st.query_params["runs"] = ",".join(picked)
+    st.session_state["_compare_url"] = picked
 
 
 def default_axis(runs: list[Run]) -> str:
