@@ -1,16 +1,18 @@
 """aelab: the Streamlit frame. Routes between the pages with st.navigation and starts the shared
-background processes once per server (the warm training worker and the UMAP projection process)."""
+background processes once per server (the warm training worker, the UMAP projection process and, when
+some are missing, the build of the example runs)."""
 from pathlib import Path
 
 import streamlit as st
 
-from aelab.ui import home, state
+from aelab.ui import examples, home, state
 
 HERE = Path(__file__).parent
 
 st.set_page_config(page_title="aelab", page_icon=":material/hub:", layout="wide")
 state.pool()  # a warm worker waits for the first Launch
 state.start_projector()  # UMAP compiles once, in its own long-lived process
+examples.start()  # missing example runs: built in the background, behind anything a person launches
 pages = [st.Page(home.page, title="Home", icon=":material/home:", default=True),
          st.Page(HERE / "pages/1_Train.py", title="Train", icon=":material/monitoring:"),
          st.Page(HERE / "pages/2_Compare.py", title="Compare", icon=":material/compare_arrows:"),

@@ -1,5 +1,5 @@
-"""`python -m aelab ...`: the headless face of the lab (presets, train, resume, runs, pca, payoff, sweep,
-export).
+"""`python -m aelab ...`: the headless face of the lab (presets, train, resume, runs, examples, pca, payoff,
+sweep, export).
 
 Each command builds a config, calls the library and prints; training goes through the same worker
 process the app uses.
@@ -30,12 +30,18 @@ def _build_config(args) -> RunConfig:
             else:
                 base[section] = values
         cfg = RunConfig.from_dict(base)
-    for item in args.set or []:
+    return validate(cfg.with_overrides(_overrides(args.set)))
+
+
+def _overrides(items: list[str] | None) -> dict:
+    """--set KEY=VALUE items as a dict of dotted overrides."""
+    out = {}
+    for item in items or []:
         if "=" not in item:
             raise ValueError(f"--set {item!r}: use KEY=VALUE, e.g. model.layers=128,64,32")
         key, value = item.split("=", 1)
-        cfg = cfg.with_overrides({key.strip(): value.strip()})
-    return validate(cfg)
+        out[key.strip()] = value.strip()
+    return out
 
 
 def cmd_presets(args) -> int:
@@ -131,11 +137,38 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_examples(args) -> int:
+    """Build the example runs that are missing (one per preset and a greedy-vs-end-to-end race) here, with a
+    progress bar; prints one line per example and its run folder(s). Finished examples are kept as they are."""
+    from tqdm import tqdm
+
+    from . import examples
+
+    only = [n for n in args.only.split(",") if n] if args.only else None
+    picked = examples.pick(only)
+    bar = tqdm(total=len(picked), unit="example", desc="examples", file=sys.stderr, dynamic_ncols=True)
+
+    def tick(states):
+        mine = [s for s in states if s.example in picked]
+        bar.update(sum(s.state == "done" for s in mine) - bar.n)
+        now = next((s for s in mine if s.state == "building"), None)
+        text = f"{now.example.name} {now.fraction:.0%}" if now else ""
+        if text != bar.postfix:
+            bar.set_postfix_str(text)
+    states = examples.build(args.runs_dir, only, _overrides(args.set), tick=tick)
+    bar.close()
+    for s in states:
+        if s.example in picked:
+            print(f"{s.example.name:<18} {s.state:<8} " + " ".join(str(Path(args.runs_dir) / i) for i in s.run_ids)
+                  + (f"  ({s.message})" if s.state != "done" and s.message else ""))
+    return 0 if all(s.state == "done" for s in states if s.example in picked) else 1
+
+
 def cmd_pca(args) -> int:
     from .data import load_data
     from .evaluate import pca_baseline
 
-    cfg = validate(RunConfig().with_overrides(dict(s.split("=", 1) for s in (args.set or []))))
+    cfg = validate(RunConfig().with_overrides(_overrides(args.set)))
     print(json.dumps(pca_baseline(load_data(cfg.data), args.k)))
     return 0
 
@@ -251,6 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("runs", help="list runs in the run store")
     r.add_argument("--runs-dir", default="runs")
     r.set_defaults(fn=cmd_runs)
+    e = sub.add_parser("examples", help="build the example runs (every preset + a race) that are missing")
+    e.add_argument("--runs-dir", default="runs")
+    e.add_argument("--only", metavar="NAME,...", help="just these examples (preset names, or 'race')")
+    e.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="dotted override for every example built now, e.g. train.epochs=1 (a quick smoke test)")
+    e.set_defaults(fn=cmd_examples)
     p = sub.add_parser("pca", help="PCA baseline: validation squared error per image with K components")
     p.add_argument("--k", type=int, required=True)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="e.g. data.name=digits")

@@ -37,6 +37,9 @@ EVAL_CHUNK = 1024
 CHECKPOINT_EVERY_S = 25.0  # checked every LOG_EVERY_S, so a kill loses under 30 s of training
 
 
+YIELD_REASON = "waiting: a run launched by a person goes first (example runs train at the lowest priority)"
+
+
 class Stopped(Exception):
     """Raised inside the loop when the control asks to stop; the strategy unwinds and saves."""
 
@@ -51,7 +54,8 @@ class Control:
     pause_after_stage = False
 
     def poll(self) -> str | None:
-        """'stop', 'pause' or None."""
+        """'stop', 'pause', 'yield' (a background run makes way for a person's: wait() gives the cores
+        back and returns when they are free again) or None."""
         return None
 
     def wait(self, reason: str) -> str:
@@ -257,6 +261,8 @@ def _check_control(ctx: Context) -> None:
         raise Stopped()
     if cmd == "pause":
         ctx.pause_here("paused on request")
+    if cmd == "yield":
+        ctx.pause_here(YIELD_REASON)
 
 
 @torch.no_grad()

@@ -49,6 +49,7 @@ class FileControl:
         self.path, self.job = run.dir / "control.json", job
         self._mtime, self._last_check, self._stop_signal = 0.0, 0.0, False
         self._last_share = time.monotonic()
+        self._yielding = False
         ctl = read_json(self.path, {})
         self.seq = ctl.get("seq", 0)
         self.pause_after_stage = bool(ctl.get("pause_after_stage", False))
@@ -81,6 +82,9 @@ class FileControl:
         self._last_check = now
         if self.job is not None and now - self._last_share > SHARE_S:
             self._last_share = now
+            if self.job.should_yield():  # a background run and a person's run appeared: make way
+                self._yielding = True
+                return "yield"
             share_cores(self.job)  # between batches, on the training thread (torch's thread count is per thread)
         ctl = self._read_new()
         if ctl and ctl.get("command") in ("stop", "pause"):
@@ -88,6 +92,12 @@ class FileControl:
         return None
 
     def wait(self, reason: str) -> str:
+        if self._yielding:  # back in line until the work above is done; only a stop ends the wait early
+            self._yielding = False
+            if not self.job.give_way(cancelled=self.stop_asked):
+                return "stop"
+            share_cores(self.job)
+            return "run"
         while True:
             if self._stop_signal:
                 return "stop"
@@ -141,6 +151,8 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
     writer = RunWriter(run)
     board = _board(run)
     job = jobs.Job(run.dir, "train", queue=queue)
+    if job.priority > 0:  # a background run (an example): below everything else on the machine, too
+        os.nice(10)
     control = FileControl(run, job if queue else None)
     signal.signal(signal.SIGTERM, control.signal_stop)
     writer.set_status(status="queued", pid=os.getpid())
@@ -270,12 +282,23 @@ def _finish(writer: RunWriter, run: Run, cfg, model, ctx, summary: dict) -> dict
 
 # ----------------------------------------------------------------------------- launching
 
-def start_run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs") -> tuple[Run, subprocess.Popen]:
-    """Validate, create the run folder, put it in the queue and start a fresh worker process on it."""
-    validate(cfg)
-    run = RunStore(runs_dir).create(cfg)
-    jobs.prepare(run.dir, "train", queue=jobs.Queue())
-    return run, jobs.spawn("aelab.worker", str(run.dir), log=run.dir / "worker.log")
+def start_run(cfg: RunConfig, runs_dir: str | os.PathLike = "runs", priority: int = 0) -> tuple[Run, subprocess.Popen]:
+    """Validate, create the run folder, put it in the queue and start a fresh worker process on it.
+    priority: 0 for a person's run, jobs.queue.BACKGROUND for an example (last in line, yields the cores)."""
+    return start_group([cfg], runs_dir, priority)[0]
+
+
+def start_group(cfgs: list[RunConfig], runs_dir: str | os.PathLike = "runs",
+                priority: int = 0) -> list[tuple[Run, subprocess.Popen]]:
+    """Runs that start together (a race), each in a fresh worker: consecutive places in the queue, and each
+    holds its slot until the others have theirs (one run: no group). All are validated before any is created."""
+    for cfg in cfgs:
+        validate(cfg)
+    runs = [RunStore(runs_dir).create(cfg) for cfg in cfgs]
+    group = [str(r.dir) for r in runs] if len(runs) > 1 else None
+    for r in runs:
+        jobs.prepare(r.dir, "train", queue=jobs.Queue(), group=group, priority=priority)
+    return [(r, jobs.spawn("aelab.worker", str(r.dir), log=r.dir / "worker.log")) for r in runs]
 
 
 def start_resume(run: Run) -> subprocess.Popen:

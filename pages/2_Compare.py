@@ -11,11 +11,11 @@ if len(runs) < 2:
     st.info("Compare needs at least two runs: launch a couple on the Train page "
             "(e.g. the same layers greedy vs end-to-end, or tied vs untied).")
     st.stop()
+compare.preselect(runs)
 if sweep_runs := compare.sweep_picker(runs):  # a sweep's cells, all at once
     st.session_state["compare.runs"] = sweep_runs
-kept = [i for i in st.session_state.get("compare.runs", []) if i in runs]
-st.session_state["compare.runs"] = kept or list(runs)[:2]
 picked = st.multiselect("runs to compare", list(runs), key="compare.runs", format_func=lambda i: compare.label(runs[i]))
+compare.remember(picked)
 sel = [state.get_run(i) for i in picked]
 if len(sel) < 2:
     st.warning("Pick at least two runs.")

@@ -1,7 +1,13 @@
 """Tiny seeded CPU data shared by the library tests (seconds, no network, no GPU)."""
+import os
+
 import pytest
 from aelab.config import RunConfig
 from aelab.data import Data, make_shapes
+
+# No app started by a test (AppTest, a browser test's server, their subprocesses) builds the example runs in
+# the background: minutes of training beside the tests. tests/test_examples.py builds tiny ones itself.
+os.environ["AELAB_EXAMPLES"] = "0"
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,9 @@ import pytest
 
 from apptest import open_page
 from aelab import jobs
-from aelab.jobs.queue import Queue, fair_threads
+from aelab.jobs.queue import BACKGROUND, Queue, fair_threads
 from aelab.runs import FINAL, Run, RunStore, pid_alive
+from aelab.train import YIELD_REASON
 from aelab.worker import start_run
 
 LONG = {"train.epochs": 2000}  # stopped by the test, never run to the end
@@ -192,3 +193,47 @@ def test_train_page_shows_queue_place_stopping_and_rerun(tmp_path, tiny_cfg, mon
     again = Run(tmp_path / new_id)
     again.request("stop")  # it was launched: that is all this test needs of it
     until(lambda: again.status()["status"] in FINAL, what="the re-run to end")
+
+
+def test_the_queue_orders_by_priority_then_arrival_and_background_work_keeps_off_the_cores(tmp_path):
+    q = Queue(tmp_path / "q", slots=2)
+
+    def queued(name, priority):
+        d = tmp_path / name
+        d.mkdir()
+        jobs.prepare(d, "train", queue=q, pid=os.getpid(), priority=priority)
+        return d, jobs.read(d)["ticket"]
+    (ex1, t1), (ex2, t2), (user, tu) = queued("ex1", BACKGROUND), queued("ex2", BACKGROUND), queued("user", 0)
+    assert [q.ahead(t1, BACKGROUND), q.ahead(t2, BACKGROUND), q.ahead(tu)] == [1, 2, 0]  # launched last, first
+    assert q.busy_above(BACKGROUND) and not q.busy_above(0)
+    slot = q.wait(tu, folder=user)
+    rec = jobs.read(user)
+    rec["state"] = "running"
+    (user / "job.json").write_text(json.dumps(rec))
+    assert q.held() == [0] and q.ahead(t1, BACKGROUND) == 0
+    t0 = time.monotonic()  # a slot is free, but the person's run keeps every core: the example stays in line
+    assert q.wait(t1, priority=BACKGROUND, folder=ex1, cancelled=lambda: time.monotonic() - t0 > 0.5) is None
+    slot[1].close()
+    rec["state"] = "completed"
+    (user / "job.json").write_text(json.dumps(rec))
+    assert not q.busy_above(BACKGROUND)
+    assert q.wait(t2, priority=BACKGROUND, folder=ex2) is not None
+
+
+def test_a_background_run_gives_the_cores_to_a_run_launched_later_then_goes_on(tmp_path, tiny_cfg):
+    bg, bg_proc = start_run(tiny_cfg.with_overrides(LONG), tmp_path, priority=BACKGROUND)
+    until(lambda: epoch_of(bg) >= 1, what="the background run's first epoch")
+    user, user_proc = start_run(tiny_cfg.with_overrides(LONG), tmp_path)
+    until(lambda: bg.status()["status"] == "paused" and jobs.state(bg.dir) == "queued", what="the background run to yield")
+    assert bg.status()["message"] == YIELD_REASON
+    until(lambda: (jobs.read(user.dir) or {}).get("threads") == fair_threads(1), what="the user's run on every core")
+    held = epoch_of(bg)
+    until(lambda: epoch_of(user) >= 2, what="the user's run to train")
+    assert epoch_of(bg) == held
+    user.request("stop")
+    assert user_proc.wait(timeout=120) == 0
+    until(lambda: bg.status()["status"] == "running" and jobs.state(bg.dir) == "running", what="the background run to go on")
+    until(lambda: epoch_of(bg) > held, what="the background run's next epoch")
+    assert jobs.read(bg.dir)["yielded"] == 1
+    bg.request("stop")
+    assert bg_proc.wait(timeout=120) == 0 and bg.summary()["status"] == "stopped"

@@ -4,7 +4,8 @@
         work()                             # job.set(...) adds structured fields when useful
     # on leaving: completed; on an exception: failed, error = "Type: message" (and it is re-raised)
 
-A queued job (training) calls `wait_turn`, `start` and `end` itself, as the worker does.
+A queued job (training) calls `wait_turn`, `start` and `end` itself, as the worker does; a background
+one (priority > 0) also asks `should_yield` as it works and, when told to, `give_way`.
 """
 from __future__ import annotations
 
@@ -56,13 +57,36 @@ class Job:
             return True
         ticket = self.rec.get("ticket") or self.queue.take_ticket(self.folder)
         self.set(ticket=ticket)
-        self.slot = self.queue.wait(ticket, on_position=lambda p: self.set(position=p),
-                                    cancelled=lambda: cancel_requested(self.folder) or cancelled())
+        self.slot = self._wait(ticket, cancelled)
         if self.slot is None:
             self.end("cancelled")
             return False
         self.set(position=None, slot=self.slot[0])
         return True
+
+    @property
+    def priority(self) -> int:
+        return self.rec.get("priority", 0)
+
+    def _wait(self, ticket: int, cancelled):
+        return self.queue.wait(ticket, on_position=lambda p: self.set(position=p),
+                               cancelled=lambda: cancel_requested(self.folder) or cancelled(),
+                               priority=self.priority, folder=self.folder)
+
+    def should_yield(self) -> bool:
+        """A background job that holds a slot while work of higher priority runs or waits."""
+        return self.slot is not None and self.queue.busy_above(self.priority)
+
+    def give_way(self, cancelled=lambda: False) -> bool:
+        """Give the slot back, wait in line again (state queued, a new ticket) and take a slot when the work
+        above is done; False if cancelled meanwhile (the job then still runs: its caller ends it)."""
+        self.slot[1].close()
+        self.slot = None
+        self.set(state="queued", slot=None)  # first, so the new ticket points at a queued job
+        self.set(ticket=self.queue.take_ticket(self.folder), yielded=self.rec.get("yielded", 0) + 1)
+        self.slot = self._wait(self.rec["ticket"], cancelled)
+        self.set(state="running", position=None, slot=self.slot and self.slot[0])
+        return self.slot is not None
 
     def start(self) -> None:
         self.set(state="running", started=time.time())

@@ -17,10 +17,12 @@ from .watch import HANDOFF_ENV, PARENT_ENV
 
 
 def prepare(folder: str | os.PathLike, kind: str, queue: Queue | None = None, pid: int | None = None,
-            group: list[str] | None = None) -> dict:
+            group: list[str] | None = None, priority: int = 0) -> dict:
     """The job's first record: state queued (with a ticket when a queue is given). group: the folders of
-    the jobs that must start together with this one (a race), itself included."""
-    rec = new_record(folder, kind, pid=pid, **({"group": [str(g) for g in group]} if group else {}))
+    the jobs that must start together with this one (a race), itself included. priority: 0 for what a
+    person launched, queue.BACKGROUND for work nobody waits for (it goes last and yields the cores)."""
+    rec = new_record(folder, kind, pid=pid, priority=priority,
+                     **({"group": [str(g) for g in group]} if group else {}))
     write(folder, rec)  # first, so a ticket never points at a folder without a record
     if queue is not None:
         rec["ticket"] = queue.take_ticket(folder)

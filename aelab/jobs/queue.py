@@ -1,10 +1,16 @@
-"""A local job queue shared by every process on this machine: FIFO tickets plus slot files held with flock.
+"""A local job queue shared by every process on this machine: tickets plus slot files held with flock.
 
 There is no dispatcher. A queued job's launcher takes a ticket (so the order is launch order, whoever
-launches: the app or the CLI); the job's own process waits until no live queued job holds an earlier
-ticket, then locks one of `AELAB_MAX_JOBS` slot files (`fcntl.flock`) and keeps it until it exits. The
-kernel drops the lock of a dead process, so a killed job frees its slot at once, and the queue lives
-on through a server restart (it is only files and the jobs' own processes).
+launches: the app or the CLI); the job's own process waits until no live queued job is ahead of it, then
+locks one of `AELAB_MAX_JOBS` slot files (`fcntl.flock`) and keeps it until it exits. The kernel drops
+the lock of a dead process, so a killed job frees its slot at once, and the queue lives on through a
+server restart (it is only files and the jobs' own processes).
+
+Priorities: a job record's `priority` (0, the default: anything a person launched; BACKGROUND: the
+example runs) orders the line first, its ticket second. A background job also keeps off the cores while
+any job above it runs or waits: it takes a slot only when none is held from above (a slot file names its
+holder), and a running one gives its slot back when work from above appears (`busy_above`; the worker
+asks between batches), so a person's run never shares the cores with an example build.
 """
 from __future__ import annotations
 
@@ -15,11 +21,12 @@ import time
 from pathlib import Path
 
 from ..fsutil import atomic_write
-from .record import judge, read
+from .record import ACTIVE, judge, read
 
 MAX_ENV = "AELAB_MAX_JOBS"  # how many queued jobs (training runs) may run at once; default: one per core
 DIR_ENV = "AELAB_QUEUE_DIR"  # where tickets and slots live; default: one folder per user on this machine
 POLL_S = 0.1  # the head of the line looks for a free slot this often (later places look less often)
+BACKGROUND = 1  # the priority of work nobody is waiting for (example runs); 0 = a person's launch
 
 
 def cores() -> int:
@@ -63,54 +70,77 @@ class Queue:
     def drop(self, ticket: int) -> None:
         (self.root / "tickets" / f"{ticket:012d}").unlink(missing_ok=True)
 
-    def ahead(self, ticket: int) -> int:
-        """How many live queued jobs hold an earlier ticket; tickets of jobs no longer waiting are swept."""
-        n = 0
+    def _waiting(self):
+        """(priority, ticket) of each live queued job; tickets of jobs no longer waiting are swept."""
         for p in sorted((self.root / "tickets").iterdir()):
             if not p.name.isdigit():
                 continue  # a ticket being written
-            if int(p.name) >= ticket:
-                break
             try:
-                waiting = judge(read(p.read_text())) == "queued"
+                rec = read(p.read_text())
             except FileNotFoundError:
                 continue
-            if waiting:
-                n += 1
+            if judge(rec) == "queued":
+                yield rec.get("priority", 0), int(p.name)
             else:
                 p.unlink(missing_ok=True)
-        return n
 
-    def try_slot(self):
-        """(index, open file holding the lock) for a free slot, or None when all are taken."""
+    def ahead(self, ticket: int, priority: int = 0) -> int:
+        """How many live queued jobs are ahead of this ticket: higher priority (a lower number) first,
+        then earlier tickets."""
+        return sum(1 for key in self._waiting() if key < (priority, ticket))
+
+    def try_slot(self, folder: str | os.PathLike | None = None):
+        """(index, open file holding the lock) for a free slot, or None when all are taken. The slot file
+        then names its holder's folder (read by `held`)."""
         for i in range(self.slots):
             f = open(self.root / f"slot-{i}.lock", "a")
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return i, f
             except BlockingIOError:
                 f.close()
+                continue
+            f.truncate(0)
+            f.write(str(Path(folder).resolve()) if folder else "")
+            f.flush()
+            return i, f
         return None
 
-    def running(self) -> int:
-        """Slots held right now (by any process; ours included, as flock locks are per open file)."""
-        n = 0
+    def held(self) -> list[int]:
+        """The priority of each slot held right now (by any process; ours included, as flock locks are per
+        open file). A holder that cannot be named (a job started by an older aelab) counts as priority 0."""
+        out = []
         for p in self.root.glob("slot-*.lock"):
-            with open(p, "a") as f:
+            with open(p, "a+") as f:
                 try:
                     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     fcntl.flock(f, fcntl.LOCK_UN)
+                    continue
                 except BlockingIOError:
-                    n += 1
-        return n
+                    f.seek(0)
+                    name = f.read().strip()
+            rec = read(name) if name else None
+            out.append(rec.get("priority", 0) if judge(rec) in ACTIVE else 0)
+        return out
 
-    def wait(self, ticket: int, on_position=lambda p: None, cancelled=lambda: False):
-        """Block until this ticket heads the line and a slot is free; returns the slot, or None if
-        `cancelled()` turned true first. on_position(p) hears each new place in line (1 = next)."""
+    def running(self) -> int:
+        """Slots held right now."""
+        return len(self.held())
+
+    def busy_above(self, priority: int) -> bool:
+        """A job of higher priority (a lower number) holds a slot or waits in line."""
+        return priority > 0 and (any(p < priority for p in self.held())
+                                 or any(p < priority for p, _ in self._waiting()))
+
+    def wait(self, ticket: int, on_position=lambda p: None, cancelled=lambda: False, priority: int = 0,
+             folder: str | os.PathLike | None = None):
+        """Block until this ticket heads the line and a slot is free (for a background priority: and no
+        slot is held from above); returns the slot, or None if `cancelled()` turned true first.
+        on_position(p) hears each new place in line (1 = next)."""
         last = None
         while not cancelled():
-            ahead = self.ahead(ticket)
-            slot = self.try_slot() if ahead == 0 else None
+            ahead = self.ahead(ticket, priority)
+            free = ahead == 0 and not (priority and any(p < priority for p in self.held()))
+            slot = self.try_slot(folder) if free else None
             if slot is not None:
                 self.drop(ticket)
                 return slot

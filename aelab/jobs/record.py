@@ -1,7 +1,7 @@
 """One record per job (`job.json` in the job's folder) and the one liveness rule.
 
 A record holds structured fields only: id, kind, pid, state, heartbeat, created/started/ended, error,
-and for queued jobs ticket/position/threads. Messages for people live elsewhere (a run's status.json).
+and for queued jobs priority/ticket/position/threads. Messages for people live elsewhere (a run's status.json).
 This module reads and judges records; the process side that writes them is `job.Job`.
 """
 from __future__ import annotations

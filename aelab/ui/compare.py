@@ -39,6 +39,23 @@ def table(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def preselect(runs: dict[str, Run]) -> None:
+    """The runs a link names (`?runs=ID,ID`) when it is new to this session, else the ones picked before
+    that still exist, else the two newest."""
+    want = [i for i in st.query_params.get("runs", "").split(",") if i in runs]
+    if want and want != st.session_state.get("_compare_url"):
+        st.session_state["compare.runs"] = want
+    else:
+        st.session_state["compare.runs"] = [i for i in st.session_state.get("compare.runs", []) if i in runs] \
+            or list(runs)[:2]
+
+
+def remember(picked: list[str]) -> None:
+    """Keep the picked runs in the URL (a link to this comparison); `preselect` then knows the URL is ours."""
+    st.query_params["runs"] = ",".join(picked)
+    st.session_state["_compare_url"] = picked
+
+
 def default_axis(runs: list[Run]) -> str:
     """Equal compute is the fair x axis when strategies differ (a greedy epoch of stage 3 costs a fraction
     of a full-network epoch); otherwise epochs."""

@@ -1,11 +1,12 @@
-"""The Home page: what the lab is, the preset gallery, recent runs."""
+"""The Home page: what the lab is, the example runs, the preset gallery, recent runs (the examples aside)."""
 from __future__ import annotations
 
 import streamlit as st
 
+from ..examples import example_run_ids
 from ..metrics import VOCABULARY, header
 from ..presets import PRESETS
-from . import state, views
+from . import examples, state, views
 
 
 def page() -> None:
@@ -15,6 +16,7 @@ def page() -> None:
         "(noise, sparsity, contraction) and a strategy (end-to-end or greedy layer-wise).  \n"
         "Press **Launch** and watch it learn: loss curves, reconstructions and a 2-D map of the code layer, live.  \n"
         "Then compare runs side by side and inspect what a model learned; everything runs offline on bundled MNIST.")
+    examples.section()
     st.subheader("Presets: one per classic experiment")
     cols = st.columns(3)
     for i, p in enumerate(PRESETS.values()):
@@ -23,9 +25,10 @@ def page() -> None:
             st.page_link(views.TRAIN_PAGE, label=f"Open {p.name} in Train", icon=":material/play_arrow:",
                          query_params={"preset": p.name})
     st.subheader("Recent runs")
-    runs = state.store().list()[:12]
+    shown_above = example_run_ids(state.runs_dir())
+    runs = [r for r in state.store().list() if r.id not in shown_above][:12]
     if not runs:
-        st.info("No runs yet: open a preset above and press Launch.")
+        st.info("No runs yet besides the examples: open a preset above and press Launch.")
         return
     table = views.runs_table(runs)
     table["train"] = [f"Train?run={r.id}" for r in runs]  # one list, each row linking to its pages

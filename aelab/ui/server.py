@@ -32,6 +32,7 @@ def start(runs_dir: str | os.PathLike, port: int | None = None, env: dict | None
     port = port or free_port()
     e = dict(os.environ, AELAB_RUNS_DIR=str(runs_dir), **(env or {}))
     e.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
+    e.setdefault("AELAB_EXAMPLES", "0")  # no minutes of background training beside a test or a benchmark
     out = open(log, "ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app or ROOT / "app.py"), "--server.headless",
                              "true", "--server.port", str(port), "--server.address", "127.0.0.1",
