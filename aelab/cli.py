@@ -188,6 +188,7 @@ def cmd_sweep(args) -> int:
     from tqdm import tqdm
 
     from . import sweep as S
+    from . import tune as T
     from .runs import RunStore
 
     base = _build_config(args)
@@ -197,9 +198,20 @@ def cmd_sweep(args) -> int:
         from .data import load_data
 
         shape = load_data(base.data).input_shape
-    cells = S.expand(base, grid, args.seeds, shape)
     store = RunStore(args.runs_dir)
-    sweep = S.Sweep.open(store.root, grid, args.seeds, cells)
+    spaces = T.parse(args.tune or [], base)
+    if spaces:  # equal tuning budget: every cell gets --trials trials on validation, then --seeds runs at its best
+        if args.trials < 1:
+            raise ValueError(f"--trials: give at least 1, got {args.trials}")
+        cells = S.expand(base, grid, 1, shape)
+        sweep = S.Sweep.open(store.root, grid, args.seeds, cells, ([s.describe() for s in spaces], args.trials))
+        if not sweep.cells:
+            _tune(sweep, store, spaces)
+    else:
+        if args.trials != 12:
+            raise ValueError("--trials: only with --tune KEY=LO:HI")
+        sweep = S.Sweep.open(store.root, grid, args.seeds, S.expand(base, grid, args.seeds, shape))
+    cells = sweep.cells
     planned = [S.planned_epochs(RunConfig.from_dict(c["config"])) for c in sweep.cells]
     bar = tqdm(total=sum(planned), unit="epoch", desc=sweep.id, file=sys.stderr, dynamic_ncols=True)
     said: dict[int, str] = {}
@@ -233,6 +245,29 @@ def cmd_sweep(args) -> int:
     print(S.report(sweep, store), file=sys.stderr)
     print(S.Sweep.path(store.root, sweep.id))
     return 0 if all(S.cell_state(r) == "done" for r in sweep.runs(store)) else 1
+
+
+def _tune(sweep, store, spaces) -> None:
+    """The tuning phase of a sweep: a bar over all trials, a line per trial, the best setting per cell."""
+    from tqdm import tqdm
+
+    from . import tune as T
+
+    total = sweep.tuning["trials"] * len(sweep.tuning["cells"])
+    done = sum(len(c["trials"]) for c in sweep.tuning["cells"].values())
+    bar = tqdm(total=total, initial=done, unit="trial", desc=f"{sweep.id} tuning", file=sys.stderr,
+               dynamic_ncols=True)
+
+    def said(label: str, k: int, n: int, value) -> None:
+        bar.update(1)
+        bar.write(f"[{label}] trial {k}/{n}: {T.OBJECTIVE}=" + ("failed" if value is None else f"{value:.4g}"),
+                  file=sys.stderr)
+    best = T.tune(sweep, store, spaces, on_trial=said)
+    bar.close()
+    for label, params in best.items():
+        print(f"[{label}] best on validation: " + ", ".join(f"{k}={v:.4g}" for k, v in params.items()),
+              file=sys.stderr)
+    sweep.settle(store.root, best)
 
 
 def cmd_export(args) -> int:
@@ -314,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="a dotted key and its values (model.layers: separate the lists with /, e.g. 64,16/128,32)")
     w.add_argument("--seeds", type=int, default=3, help="seeds per cell: train.seed, +1, ... (default 3)")
     w.add_argument("--jobs", type=int, help="cells at a time (default: one per 2 cores)")
+    w.add_argument("--tune", action="append", metavar="KEY=LO:HI[:log]",
+                   help="equal tuning budget: each cell gets --trials trials (Optuna TPE, on the validation split) "
+                        "before its --seeds runs at the best setting, e.g. train.lr=1e-4:1e-2:log")
+    w.add_argument("--trials", type=int, default=12, help="trials per cell with --tune (default 12)")
     w.add_argument("--runs-dir", default="runs")
     w.set_defaults(fn=cmd_sweep)
     x = sub.add_parser("export", help="a saved run for slides (GIF / MP4 / PNG), as code (script / notebook), "

@@ -145,9 +145,9 @@ def _check_each_value_matters(grid: dict[str, list[str]], cells: list[Cell]) -> 
             raise ValueError(f"--grid {key}: the values {', '.join(values)} change nothing ({why})")
 
 
-def sweep_id(cells: list[Cell]) -> str:
-    """A hash of the expanded cell configs: the same sweep asked twice has the same id."""
-    blob = json.dumps([c.config.to_dict() for c in cells], sort_keys=True).encode()
+def sweep_id(cells: list[Cell], tuning: str = "") -> str:
+    """A hash of the expanded cell configs (and the tuning asked for): the same sweep asked twice has the same id."""
+    blob = json.dumps([c.config.to_dict() for c in cells] + [tuning], sort_keys=True).encode()
     return "sweep-" + hashlib.sha256(blob).hexdigest()[:12]
 
 
@@ -160,6 +160,7 @@ class Sweep:
     seeds: int
     cells: list[dict] = field(default_factory=list)  # {label, values, seed, config, run_id}
     created: float = 0.0
+    tuning: dict | None = None  # --tune: {spaces, trials, cells: {label: {config, trials: [...], best}}}
 
     @staticmethod
     def path(root: str | os.PathLike, sweep_id_: str) -> Path:
@@ -177,22 +178,42 @@ class Sweep:
     def load(cls, root: str | os.PathLike, sweep_id_: str) -> "Sweep":
         try:
             d = json.loads(cls.path(root, sweep_id_).read_text())
-            return cls(d["id"], d["grid"], int(d["seeds"]), list(d["cells"]), float(d.get("created", 0)))
+            return cls(d["id"], d["grid"], int(d["seeds"]), list(d["cells"]), float(d.get("created", 0)),
+                       d.get("tuning"))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise KeyError(sweep_id_) from e
 
     @classmethod
-    def open(cls, root: str | os.PathLike, grid: dict, seeds: int, cells: list[Cell]) -> "Sweep":
-        """The sweep of these cells: the one recorded before (same id), or a new record."""
-        sid = sweep_id(cells)
+    def open(cls, root: str | os.PathLike, grid: dict, seeds: int, cells: list[Cell],
+             tuning: tuple[list[str], int] | None = None) -> "Sweep":
+        """The sweep of these cells: the one recorded before (same id), or a new record. With tuning
+        (spaces, trials) the cells are the configs to tune (one seed each); the runs come after the tuning."""
+        sid = sweep_id(cells, json.dumps(tuning) if tuning else "")
         try:
             return cls.load(root, sid)
         except KeyError:
-            rows = [{"label": c.label, "values": [list(v) for v in c.values], "seed": c.seed,
-                     "config": c.config.to_dict(), "run_id": None} for c in cells]
-            sweep = cls(sid, grid, seeds, rows, time.time())
-            sweep.save(root)
-            return sweep
+            pass
+        if tuning:
+            sweep = cls(sid, grid, seeds, [], time.time(), {"spaces": tuning[0], "trials": tuning[1], "cells": {
+                c.label: {"config": c.config.to_dict(), "values": [list(v) for v in c.values], "trials": []}
+                for c in cells}})
+        else:
+            sweep = cls(sid, grid, seeds, [_row(c) for c in cells], time.time())
+        sweep.save(root)
+        return sweep
+
+    def settle(self, root: str | os.PathLike, best: dict) -> None:
+        """After tuning: each tuned cell at its best setting, with every seed, becomes the sweep's runs."""
+        if self.cells:
+            return
+        from .tune import with_params
+
+        for label, cell in self.tuning["cells"].items():
+            cfg = with_params(RunConfig.from_dict(cell["config"]), best[label])
+            values = tuple(tuple(v) for v in cell["values"])
+            self.cells += [_row(Cell(values, cfg.train.seed + s, set_key(cfg, "train.seed", cfg.train.seed + s)))
+                           for s in range(self.seeds)]
+        self.save(root)
 
     def runs(self, store: RunStore) -> list[Run | None]:
         out = []
@@ -202,6 +223,11 @@ class Sweep:
             except (KeyError, ValueError, FileNotFoundError):
                 out.append(None)
         return out
+
+
+def _row(c: Cell) -> dict:
+    return {"label": c.label, "values": [list(v) for v in c.values], "seed": c.seed, "config": c.config.to_dict(),
+            "run_id": None}
 
 
 def cell_state(run: Run | None) -> str:

@@ -130,3 +130,36 @@ def test_compare_reads_a_sweep_as_seed_groups(tmp_path, monkeypatch):
     assert table.iloc[:, 2].tolist() == pytest.approx([21.0, 18.5])
     assert float(table.iloc[1]["paired difference vs " + table.iloc[0]["group"]]) == pytest.approx(-2.5)
     assert "seed groups" in at.get("plotly_chart")[0].proto.spec
+
+
+def test_tuning_gives_each_cell_the_same_trials_resumes_and_settles_on_the_best(tmp_path):
+    from aelab import tune as T
+
+    with pytest.raises(ValueError, match="train.epochs: not tunable"):
+        T.parse(["train.epochs=1:9"], GREEDY)
+    with pytest.raises(ValueError, match="LO < HI"):
+        T.parse(["train.lr=1e-2:1e-4:log"], GREEDY)
+    spaces = T.parse(["train.lr=1e-4:1e-1:log"], GREEDY)
+    store = RunStore(tmp_path)
+    cells = S.expand(GREEDY, S.parse_grid(["train.strategy=greedy,end_to_end"]), 1, (1, 16, 16))
+    sweep = S.Sweep.open(tmp_path, {}, 2, cells, ([s.describe() for s in spaces], 6))
+    calls = []
+
+    def fake(cfg, store_, name):  # a validation error whose best lr is 1e-2 (and end-to-end 1 worse)
+        calls.append(cfg.train.strategy)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # interrupted mid-tuning
+        return f"run{len(calls)}", (math.log10(cfg.train.lr) + 2) ** 2 + (cfg.train.strategy == "end_to_end")
+    with pytest.raises(KeyboardInterrupt):
+        T.tune(sweep, store, spaces, train=fake)
+    again = S.Sweep.load(tmp_path, sweep.id)  # what the record kept: 3 finished trials of the first cell
+    assert [len(c["trials"]) for c in again.tuning["cells"].values()] == [3, 0]
+    best = T.tune(again, store, spaces, train=fake)
+    assert calls.count("greedy") == 7 and calls.count("end_to_end") == 6  # 6 each, + the interrupted one
+    assert all(len(c["trials"]) == 6 for c in again.tuning["cells"].values())
+    for label, params in best.items():  # each cell's best is its lowest recorded trial
+        trials = again.tuning["cells"][label]["trials"]
+        assert params == min(trials, key=lambda t: t["value"])["params"]
+    again.settle(tmp_path, best)
+    assert len(again.cells) == 2 * 2 and [c["seed"] for c in again.cells] == [7, 8, 7, 8]
+    assert {c["config"]["train"]["lr"] for c in again.cells} == {p["train.lr"] for p in best.values()}
