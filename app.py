@@ -19,4 +19,5 @@ pages = [st.Page(home.page, title="Home", icon=":material/home:", default=True),
          st.Page(HERE / "pages/3_Inspect.py", title="Inspect", icon=":material/search:")]
 if (HERE / "pages/4_Payoff.py").exists():  # does pretraining pay off with few labels?
     pages.append(st.Page(HERE / "pages/4_Payoff.py", title="Payoff", icon=":material/target:"))
+pages.append(st.Page(HERE / "pages/5_Sweep.py", title="Sweep", icon=":material/grid_view:"))
 st.navigation(pages).run()

@@ -163,3 +163,43 @@ def test_tuning_gives_each_cell_the_same_trials_resumes_and_settles_on_the_best(
     again.settle(tmp_path, best)
     assert len(again.cells) == 2 * 2 and [c["seed"] for c in again.cells] == [7, 8, 7, 8]
     assert {c["config"]["train"]["lr"] for c in again.cells} == {p["train.lr"] for p in best.values()}
+
+
+def test_sweep_page_runs_the_cli_command_and_shows_the_cells(tmp_path, monkeypatch):
+    """The page builds the same `python -m aelab sweep` command a terminal would (run here in-process, with the
+    cells' training made up), then shows the cells, the groups and the link to Compare."""
+    import os
+
+    from apptest import lab_env, open_page
+
+    lab_env(monkeypatch, tmp_path)
+    commands = []
+
+    def made_up_training(sweep, store, jobs=None, on_change=None, **kw):
+        for i, cell in enumerate(sweep.cells):
+            cell["run_id"] = _fake(store, RunConfig.from_dict(cell["config"]), err=10.0 + i, curve=(12.0, 10.0 + i)).id
+        sweep.save(store.root)
+
+    def spawn(args, log):
+        commands.append(args)
+        monkeypatch.setattr("aelab.sweep.run_local", made_up_training)
+        assert main(args) == 0
+        return type("Proc", (), {"pid": os.getpid()})()
+    monkeypatch.setattr("aelab.ui.sweeps.spawn_sweep", spawn)
+    at = open_page("pages/5_Sweep.py")
+    at.selectbox(key="sweep.key1").set_value("noise.level").run()
+    at.text_input(key="sweep.values1").set_value("0.1,0.3").run()
+    assert "noise.level: the values 0.1, 0.3 change nothing (noise.kind is none)" in at.error[0].value
+    assert at.button(key="sweep.run").disabled
+    at.selectbox(key="sweep.key1").set_value("").run()
+    at.number_input(key="sweep.seeds").set_value(2).run()
+    assert not at.error and "4 cells (2 settings × 2 seeds)" in [c.value for c in at.caption]
+    at.button(key="sweep.run").click().run()
+    assert not at.exception, at.exception
+    assert commands[0][:2] == ["sweep", "--config"] and "train.lr=0.001,0.003" in commands[0]
+    table = at.dataframe[0].value
+    assert list(table["status"]) == ["completed"] * 4 and list(table["seed"]) == [0, 1, 0, 1]
+    assert "train.lr=0.003 − train.lr=0.001" in at.code[0].value
+    sid = at.query_params["sweep"]
+    sid = sid[0] if isinstance(sid, list) else sid
+    assert len(S.Sweep.load(tmp_path, sid).cells) == 4  # the URL names the sweep the command recorded

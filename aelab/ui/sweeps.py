@@ -1,0 +1,137 @@
+"""The Sweep page's pieces: a grid over the Train page's settings, its launch as a background
+`python -m aelab sweep` (the same command as in a terminal, so it outlives the page), and the cells live."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from .. import jobs
+from .. import sweep as S
+from ..config import RunConfig
+from ..runs import pid_alive
+from . import build, state, views
+
+ROWS = 3  # grid keys offered at once
+REFRESH_S = 2.0
+SKIP = ("data.path", "data.data_dir", "data.label_column", "train.seed", "train.pause_after_stage", "train.device")
+KEYS = [k for k in build.KNOBS if k not in SKIP]
+
+
+def base_config() -> tuple[RunConfig | None, str | None]:
+    """The Train page's current settings (its last valid build), or the defaults before any visit."""
+    values = st.session_state.get(build.STORE) or build.widget_values(RunConfig())
+    return build.check(values, st.session_state.get("_name", ""))
+
+
+def grid_form(base: RunConfig) -> tuple[list[str], int, int, list[str], int]:
+    """The grid rows, seeds, jobs and the optional tuning, as the CLI's arguments."""
+    grid = []
+    first = ("train.strategy", "greedy,end_to_end") if base.train.strategy == "greedy" else ("train.lr", "0.001,0.003")
+    for i in range(ROWS):
+        a, b = st.columns([2, 3])
+        key = a.selectbox(f"setting {i + 1}", [""] + KEYS, key=f"sweep.key{i}", index=KEYS.index(first[0]) + 1 if i == 0
+                          else 0, format_func=lambda k: "(none)" if not k else f"{build.label(k)} ({k})")
+        vals = b.text_input(f"its values {i + 1}", key=f"sweep.values{i}", value=first[1] if i == 0 else "",
+                            placeholder="comma-separated; layer lists separated by /", disabled=not key)
+        if key and vals.strip():
+            grid.append(f"{key}={vals.strip()}")
+    a, b = st.columns(2)
+    seeds = a.number_input("seeds per cell", 1, 20, 3, key="sweep.seeds",
+                           help="runs that differ only in seed form a group: mean ± sd, paired differences")
+    n_jobs = b.number_input("cells at a time", 1, jobs.max_jobs(), S.local_jobs(), key="sweep.jobs",
+                            help="one per 2 cores by default: each gets 2 threads")
+    tune, trials = [], 12
+    with st.expander("equal tuning budget (optional)"):
+        c, d = st.columns([3, 1])
+        spec = c.text_input("tune", key="sweep.tune", placeholder="e.g. train.lr=1e-4:1e-2:log",
+                            help="every cell gets the same number of Optuna trials on the validation split, then "
+                                 "its seeds run at its best setting")
+        trials = d.number_input("trials", 1, 100, 12, key="sweep.trials")
+        if spec.strip():
+            tune = [spec.strip()]
+    return grid, int(seeds), int(n_jobs), tune, int(trials)
+
+
+def preview(base: RunConfig, grid: list[str], seeds: int, tune: list[str], trials: int):
+    """(cells, their sweep id, None) once the grid expands, or (None, None, the reason it does not)."""
+    from .. import tune as T
+
+    try:
+        spaces = T.parse(tune, base)
+        cells = S.expand(base, S.parse_grid(grid), 1 if spaces else seeds, build.data_facts(base)["shape"])
+    except (ValueError, FileNotFoundError) as e:
+        return None, None, str(e)
+    return cells, S.sweep_id(cells, json.dumps(([s.describe() for s in spaces], trials)) if spaces else ""), None
+
+
+def launch(base: RunConfig, sweep_id: str, grid: list[str], seeds: int, n_jobs: int, tune: list[str],
+           trials: int) -> None:
+    """Start `python -m aelab sweep` in its own session: it outlives the page, and asking again resumes it."""
+    folder = state.runs_dir() / S.SWEEPS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{sweep_id}.base.json").write_text(json.dumps(base.to_dict()))
+    args = ["sweep", "--config", str(folder / f"{sweep_id}.base.json"), "--seeds", str(seeds), "--jobs",
+            str(n_jobs), "--runs-dir", str(state.runs_dir())]
+    for g in grid:
+        args += ["--grid", g]
+    for t in tune:
+        args += ["--tune", t, "--trials", str(trials)]
+    proc = spawn_sweep(args, folder / f"{sweep_id}.log")
+    (folder / f"{sweep_id}.pid").write_text(str(proc.pid))
+
+
+def spawn_sweep(args: list[str], log):
+    return jobs.spawn("aelab", *args, log=log)
+
+
+def driver_alive(sweep_id: str) -> bool:
+    try:
+        return pid_alive(int((state.runs_dir() / S.SWEEPS_DIR / f"{sweep_id}.pid").read_text()))
+    except (OSError, ValueError):
+        return False
+
+
+def cells_table(sweep: S.Sweep) -> tuple[pd.DataFrame, float]:
+    """One row per cell (status, epochs, test error, run id) and the share of planned epochs done."""
+    rows, done, total = [], 0, 0
+    for cell, run in zip(sweep.cells, sweep.runs(state.store())):
+        planned = S.planned_epochs(RunConfig.from_dict(cell["config"]))
+        status = run.status().get("status") if run is not None else "waiting"
+        epochs = planned if status == "completed" else len(run.epochs()) if run is not None else 0
+        done, total = done + epochs, total + planned
+        err = (run.summary() or {}).get("test_full_sq_err") if status == "completed" else None
+        rows.append({"cell": cell["label"], "seed": cell["seed"], "status": status, "epochs": f"{epochs}/{planned}",
+                     "full network, test (sq. err / image)": err,
+                     "run": f"Inspect?run={run.id}" if run is not None else None})
+    return pd.DataFrame(rows), (done / total if total else 0.0)
+
+
+def panel(sweep_id: str) -> None:
+    """The sweep's progress and cells, redrawn every REFRESH_S while it runs; the groups once it is done."""
+    @st.fragment(run_every=REFRESH_S if driver_alive(sweep_id) else None)
+    def draw():
+        try:
+            sweep = S.Sweep.load(state.runs_dir(), sweep_id)
+        except KeyError:
+            st.info("The sweep is starting…")
+            return
+        alive = driver_alive(sweep_id)
+        if sweep.tuning and not sweep.cells:
+            n = sweep.tuning["trials"] * len(sweep.tuning["cells"])
+            k = sum(len(c["trials"]) for c in sweep.tuning["cells"].values())
+            st.progress(k / n if n else 0.0, text=f"tuning: trial {k} of {n}")
+            return
+        df, share = cells_table(sweep)
+        st.progress(share, text=f"{sweep.id}: {share:.0%} of the planned epochs"
+                    + ("" if alive or share == 1 else " (not running: Run sweep again to go on)"))
+        st.dataframe(df, hide_index=True, key="sweep_cells", height=min(36 * (len(df) + 1) + 2, 420),
+                     column_config={"run": st.column_config.LinkColumn("run", display_text="inspect"),
+                                    "full network, test (sq. err / image)": st.column_config.NumberColumn(
+                                        format="%.3f")})
+        if any(df["status"] == "completed"):
+            st.code(S.report(sweep, state.store()), language=None)
+            st.page_link(views.COMPARE_PAGE, label="Open in Compare (seed groups with error bands)",
+                         query_params={"sweep": sweep.id}, icon=":material/compare_arrows:")
+    draw()
