@@ -28,7 +28,7 @@ import numpy as np
 
 from .config import RunConfig, flat_items, set_key, validate
 from .fsutil import atomic_write
-from .runs import Run, RunStore
+from .runs import Run, RunStore, Unreadable
 
 SWEEPS_DIR = "sweeps"
 DONE = ("completed",)  # a cell with a run in this state is not run again
@@ -309,10 +309,13 @@ def groups(runs: list[Run], metric: str = "test_full_sq_err") -> list[dict]:
         v = summary.get(metric)
         if summary.get("status") != "completed" or not isinstance(v, (int, float)) or not math.isfinite(v):
             continue
-        key = group_key(run.config_dict())
+        try:
+            key, seed = group_key(run.config_dict()), run.config.train.seed
+        except (Unreadable, ValueError, KeyError, TypeError, AttributeError):  # a damaged config: in no group
+            continue
         g = out.setdefault(key, {"key": key, "runs": [], "by_seed": {}})
         g["runs"].append(run.id)
-        g["by_seed"][run.config.train.seed] = float(v)
+        g["by_seed"][seed] = float(v)
     for g in out.values():
         vals = np.array(list(g["by_seed"].values()))
         g.update(n=len(vals), mean=float(vals.mean()), sd=float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,

@@ -89,7 +89,7 @@ def test_inspect_names_the_damage_and_shows_what_still_reads(runs_dir, run_id):
         assert heads == []  # nothing can be rebuilt without the config; the error says so
     elif run_id == "2026-g-npz":  # the damaged frame says so; the model below still shows
         assert at.error[1].value.startswith("This snapshot cannot be read: 00002.npz: not a readable .npz")
-        assert heads[:2] == ["Replay", "First-layer filters"]
+        assert heads[:3] == ["Replay", "Take it home", "First-layer filters"]
     else:
         assert heads[0] == "Replay" and len(at.get("plotly_chart")) >= 1
 
@@ -97,8 +97,9 @@ def test_inspect_names_the_damage_and_shows_what_still_reads(runs_dir, run_id):
 def test_inspect_keeps_working_for_the_good_run(runs_dir):
     at = app("pages/3_Inspect.py", run=GOOD)
     assert not at.error
-    assert [s.value for s in at.subheader] == ["Replay", "First-layer filters", "Interpolation through the code",
-                                                "Denoising demo", "Worst-reconstructed validation images"]
+    assert [s.value for s in at.subheader] == ["Replay", "Take it home", "First-layer filters",
+                                                "Interpolation through the code", "Denoising demo",
+                                                "Worst-reconstructed validation images"]
 
 
 def test_inspect_explains_an_interrupted_run_without_weights(runs_dir):
