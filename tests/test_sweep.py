@@ -199,7 +199,7 @@ def test_sweep_page_runs_the_cli_command_and_shows_the_cells(tmp_path, monkeypat
     assert commands[0][:2] == ["sweep", "--config"] and "train.lr=0.001,0.003" in commands[0]
     table = at.dataframe[0].value
     assert list(table["status"]) == ["completed"] * 4 and list(table["seed"]) == [0, 1, 0, 1]
-    assert "train.lr=0.003 − train.lr=0.001" in at.code[0].value
+    assert any("train.lr=0.003 − train.lr=0.001" in m.value for m in at.markdown)
     sid = at.query_params["sweep"]
     sid = sid[0] if isinstance(sid, list) else sid
     assert len(S.Sweep.load(tmp_path, sid).cells) == 4  # the URL names the sweep the command recorded

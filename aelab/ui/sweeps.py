@@ -31,10 +31,13 @@ def grid_form(base: RunConfig) -> tuple[list[str], int, int, list[str], int]:
     first = ("train.strategy", "greedy,end_to_end") if base.train.strategy == "greedy" else ("train.lr", "0.001,0.003")
     for i in range(ROWS):
         a, b = st.columns([2, 3])
-        key = a.selectbox(f"setting {i + 1}", [""] + KEYS, key=f"sweep.key{i}", index=KEYS.index(first[0]) + 1 if i == 0
-                          else 0, format_func=lambda k: "(none)" if not k else f"{build.label(k)} ({k})")
-        vals = b.text_input(f"its values {i + 1}", key=f"sweep.values{i}", value=first[1] if i == 0 else "",
-                            placeholder="comma-separated; layer lists separated by /", disabled=not key)
+        shown = "visible" if i == 0 else "collapsed"  # one heading over the rows
+        key = a.selectbox("setting", [""] + KEYS, key=f"sweep.key{i}", index=KEYS.index(first[0]) + 1 if i == 0
+                          else 0, format_func=lambda k: "(none)" if not k else f"{build.label(k)} ({k})",
+                          label_visibility=shown)
+        vals = b.text_input("values", key=f"sweep.values{i}", value=first[1] if i == 0 else "",
+                            placeholder="comma-separated (layer lists: 64,16/128,32)", disabled=not key,
+                            label_visibility=shown)
         if key and vals.strip():
             grid.append(f"{key}={vals.strip()}")
     a, b = st.columns(2)
@@ -103,7 +106,7 @@ def cells_table(sweep: S.Sweep) -> tuple[pd.DataFrame, float]:
         done, total = done + epochs, total + planned
         err = (run.summary() or {}).get("test_full_sq_err") if status == "completed" else None
         rows.append({"cell": cell["label"], "seed": cell["seed"], "status": status, "epochs": f"{epochs}/{planned}",
-                     "full network, test (sq. err / image)": err,
+                     "test sq. err": err,
                      "run": f"Inspect?run={run.id}" if run is not None else None})
     return pd.DataFrame(rows), (done / total if total else 0.0)
 
@@ -126,12 +129,13 @@ def panel(sweep_id: str) -> None:
         df, share = cells_table(sweep)
         st.progress(share, text=f"{sweep.id}: {share:.0%} of the planned epochs"
                     + ("" if alive or share == 1 else " (not running: Run sweep again to go on)"))
-        st.dataframe(df, hide_index=True, key="sweep_cells", height=min(36 * (len(df) + 1) + 2, 420),
+        st.dataframe(df, hide_index=True, key="sweep_cells", height=min(35 * (len(df) + 1) + 3, 420),
                      column_config={"run": st.column_config.LinkColumn("run", display_text="inspect"),
-                                    "full network, test (sq. err / image)": st.column_config.NumberColumn(
-                                        format="%.3f")})
+                                    "test sq. err": st.column_config.NumberColumn(
+                                        format="%.3f", help="the full network's squared error per test image")})
         if any(df["status"] == "completed"):
-            st.code(S.report(sweep, state.store()), language=None)
+            lines = S.report(sweep, state.store()).splitlines()
+            st.markdown(f"**{lines[0]}**\n" + "\n".join(f"- {line.strip()}" for line in lines[1:]))
             st.page_link(views.COMPARE_PAGE, label="Open in Compare (seed groups with error bands)",
                          query_params={"sweep": sweep.id}, icon=":material/compare_arrows:")
     draw()
