@@ -231,10 +231,15 @@ def cmd_sweep(args) -> int:
         bar.refresh()
 
     todo = sum(S.cell_state(r) != "done" for r in sweep.runs(store))
-    bar.write(f"{sweep.id}: {len(cells)} cells ({todo} to run, {args.jobs or S.local_jobs()} at a time)",
-              file=sys.stderr)
+    where = "on Ray" if args.ray or args.ray_address else f"{args.jobs or S.local_jobs()} at a time"
+    bar.write(f"{sweep.id}: {len(cells)} cells ({todo} to run, {where})", file=sys.stderr)
     try:
-        S.run_local(sweep, store, jobs=args.jobs, on_change=show)
+        if args.ray or args.ray_address:  # Ray tasks: a local instance, or a cluster without a shared filesystem
+            from .sweep_ray import run_ray
+
+            run_ray(sweep, store, address=args.ray_address, threads=args.threads or 2, on_change=show)
+        else:
+            S.run_local(sweep, store, jobs=args.jobs, on_change=show, threads=args.threads)
     except KeyboardInterrupt:
         bar.close()
         print(f"stopped; run the same command again to resume. {S.Sweep.path(store.root, sweep.id)}",
@@ -353,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="equal tuning budget: each cell gets --trials trials (Optuna TPE, on the validation split) "
                         "before its --seeds runs at the best setting, e.g. train.lr=1e-4:1e-2:log")
     w.add_argument("--trials", type=int, default=12, help="trials per cell with --tune (default 12)")
+    w.add_argument("--threads", type=int, help="torch threads per cell (default: the fair share; Ray: 2)")
+    w.add_argument("--ray", action="store_true", help="run the cells as tasks of a local Ray instance")
+    w.add_argument("--ray-address", metavar="ADDR", help="run the cells on this Ray cluster (e.g. ray://head:10001)")
     w.add_argument("--runs-dir", default="runs")
     w.set_defaults(fn=cmd_sweep)
     x = sub.add_parser("export", help="a saved run for slides (GIF / MP4 / PNG), as code (script / notebook), "

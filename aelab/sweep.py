@@ -253,13 +253,30 @@ def local_jobs() -> int:
     return max(1, cores() // 2)
 
 
-def run_local(sweep: Sweep, store: RunStore, jobs: int | None = None, on_change=None, poll_s: float = 0.5) -> None:
+def run_local(sweep: Sweep, store: RunStore, jobs: int | None = None, on_change=None, poll_s: float = 0.5,
+              threads: int | None = None) -> None:
     """Run the cells that need it through the job queue, at most `jobs` at a time (each a normal worker
-    process waiting for its slot, so a user's launch in the app shares the machine fairly). Calls
-    on_change(sweep) after every poll; returns when no cell is left to run."""
-    from .worker import start_resume, start_run
+    process waiting for its slot, so a user's launch in the app shares the machine fairly), with `threads`
+    torch threads each (default: the fair share). Calls on_change(sweep) after every poll; returns when no
+    cell is left to run."""
+    from .jobs.queue import THREADS_ENV
 
     jobs = jobs or local_jobs()
+    before = os.environ.get(THREADS_ENV)
+    if threads:  # the workers read it (inherited environment)
+        os.environ[THREADS_ENV] = str(threads)
+    try:
+        _run_local(sweep, store, jobs, on_change, poll_s)
+    finally:
+        if before is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = before
+
+
+def _run_local(sweep: Sweep, store: RunStore, jobs: int, on_change, poll_s: float) -> None:
+    from .worker import start_resume, start_run
+
     live: dict[int, object] = {}  # cell index -> worker process
     todo = [i for i, r in enumerate(sweep.runs(store)) if cell_state(r) != "done"]
     try:

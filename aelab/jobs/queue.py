@@ -42,8 +42,14 @@ def max_jobs() -> int:
     return int(v)
 
 
+THREADS_ENV = "AELAB_THREADS"  # a fixed thread count per job (a sweep's --threads), instead of the fair share
+
+
 def fair_threads(running: int, n_cores: int | None = None) -> int:
-    """Torch threads for one of `running` jobs: the cores shared out, at least one each."""
+    """Torch threads for one of `running` jobs: the cores shared out, at least one each (or AELAB_THREADS)."""
+    fixed = os.environ.get(THREADS_ENV, "")
+    if fixed.isdigit() and int(fixed) > 0:
+        return int(fixed)
     return max(1, (n_cores or cores()) // max(1, running))
 
 

@@ -1,0 +1,166 @@
+"""Sweep cells as Ray tasks: the same cells, on a local Ray instance (`--ray`) or a cluster (`--ray-address`).
+
+No shared filesystem is assumed. The caller creates each cell's run folder in its own store (so the app sees the
+run at once, queued), and a task trains it into a scratch store on whichever node runs it, through the very
+same `worker.execute` as a local cell. While it trains, a thread in the task sends what changed in the folder
+(the appended part of metrics.jsonl, status.json, new snapshots and probe images) every CADENCE_S through a Ray
+queue; the caller writes those pieces into its store, so the app's live view follows a remote cell as it follows
+a local one. At the end the task returns the rest (weights, summary, the final files), and the folder in the
+caller's store is complete: config, metrics, snapshots, weights, summary.
+
+In the caller's copy, status.json names the caller's own process as the run's pid: if the caller dies, nothing
+more can arrive, and the run reads as interrupted, as a local run whose worker died does.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from . import sweep as S
+from .config import RunConfig
+from .fsutil import atomic_write
+from .runs import RunStore, atomic_write_json, read_json
+
+CADENCE_S = 1.0  # as often as the local worker's snapshots: the live view keeps its pace
+GROWING = ("metrics.jsonl",)  # append-only: only the new bytes travel
+LOCAL_ONLY = ("job.json", "control.json", "checkpoint.pt")  # the job record and control stay with their machine
+
+
+def changes(folder: Path, sent: dict) -> list[tuple[str, int, bytes]]:
+    """What changed in a run folder since `sent` ({relative path: (size, mtime)}, updated in place), as
+    (relative path, offset, bytes): the appended bytes of a growing file, other changed files whole (offset -1)."""
+    out = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = str(path.relative_to(folder))
+        if path.name in LOCAL_ONLY or path.name.startswith("."):  # .tmp files of atomic writes in flight
+            continue
+        try:
+            st = path.stat()
+            if sent.get(rel) == (st.st_size, st.st_mtime_ns):
+                continue
+            if rel in GROWING:
+                start = sent.get(rel, (0, 0))[0]
+                with open(path, "rb") as f:
+                    f.seek(start)
+                    data = f.read()
+                end = data.rfind(b"\n") + 1  # whole lines only; the rest goes next time
+                if end:
+                    out.append((rel, start, data[:end]))
+                    sent[rel] = (start + end, st.st_mtime_ns if start + end == st.st_size else -1)
+            else:
+                out.append((rel, -1, path.read_bytes()))
+                sent[rel] = (st.st_size, st.st_mtime_ns)
+        except FileNotFoundError:  # replaced mid-scan: the next scan sends it
+            continue
+    return out
+
+
+def apply(run_dir: Path, chunks: list[tuple[str, int, bytes]], pid: int) -> None:
+    """Write a cell's pieces into the caller's copy of its folder (status.json's pid: this process)."""
+    for rel, offset, data in chunks:
+        path = run_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if offset >= 0:
+            with open(path, "r+b" if path.exists() else "wb") as f:
+                f.seek(offset)
+                f.write(data)
+                f.truncate()
+        elif rel == "status.json":
+            st = read_json_bytes(data)
+            atomic_write_json(path, {**st, "pid": pid} if "pid" in st else st)
+        else:
+            atomic_write(path, data)
+
+
+def read_json_bytes(data: bytes) -> dict:
+    import json
+
+    try:
+        d = json.loads(data)
+        return d if isinstance(d, dict) else {}
+    except ValueError:
+        return {}
+
+
+def train_cell(run_id: str, config: dict, threads: int, queue) -> list[tuple[str, int, bytes]]:
+    """The task: train the cell into a scratch store on this node, streaming its folder; returns the rest."""
+    import torch
+
+    from .worker import execute
+
+    scratch = Path(tempfile.mkdtemp(prefix="aelab-cell-"))
+    try:
+        run_dir = scratch / run_id
+        (run_dir / "snapshots").mkdir(parents=True)
+        atomic_write_json(run_dir / "config.json", config)
+        atomic_write_json(run_dir / "status.json", {"status": "queued", "created": time.time()})
+        torch.set_num_threads(threads)
+        sent: dict = {}
+        done = threading.Event()
+
+        def stream():
+            while not done.wait(CADENCE_S):
+                if pieces := changes(run_dir, sent):
+                    queue.put((run_id, pieces))
+        streamer = threading.Thread(target=stream, daemon=True)
+        streamer.start()
+        from .runs import Run
+
+        execute(Run(run_dir))
+        done.set()
+        streamer.join()
+        return changes(run_dir, sent)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run_ray(sweep: S.Sweep, store: RunStore, address: str | None = None, threads: int = 1, gpus: float = 0.0,
+            on_change=None, poll_s: float = 0.25) -> None:
+    """Run the cells that need it as Ray tasks (each asks for `threads` CPUs, and a GPU when the cell's
+    train.device is cuda); the pieces they stream are written into `store` as they come."""
+    import ray
+    from ray.util.queue import Queue
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    queue = Queue()
+    task = ray.remote(train_cell)
+    pending = {}
+    for i, run in enumerate(sweep.runs(store)):
+        if S.cell_state(run) == "done":
+            continue
+        cfg = RunConfig.from_dict(sweep.cells[i]["config"])
+        local = store.create(replace(cfg, name=sweep.id))  # tagged with the sweep, as local cells are
+        atomic_write_json(local.dir / "status.json", {"status": "queued", "created": time.time(), "pid": os.getpid()})
+        sweep.cells[i]["run_id"] = local.id
+        gpu = gpus or (1.0 if cfg.train.device == "cuda" else 0.0)
+        ref = task.options(num_cpus=threads, num_gpus=gpu).remote(local.id, read_json(local.dir / "config.json", {}),
+                                                                  threads, queue)
+        pending[ref] = local
+    sweep.save(store.root)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), timeout=poll_s)
+            _drain(queue, store)
+            for ref in ready:
+                run = pending.pop(ref)
+                try:
+                    apply(run.dir, ray.get(ref), os.getpid())
+                except ray.exceptions.RayError as e:  # the task died: the run says why, a re-run starts it again
+                    atomic_write_json(run.dir / "status.json", {"status": "failed", "message": str(e)[:500]})
+            if on_change:
+                on_change(sweep)
+        _drain(queue, store)
+    finally:
+        queue.shutdown()
+
+
+def _drain(queue, store: RunStore) -> None:
+    while not queue.empty():
+        run_id, pieces = queue.get()
+        apply(store.root / run_id, pieces, os.getpid())
