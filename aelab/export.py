@@ -143,7 +143,8 @@ def png(run: Run, out: str | os.PathLike | None = None, size=SLIDE) -> bytes:
 def animation(run: Run, fps: float = 10, height: int = 560):
     """The replay as one Plotly figure that plays in the browser (no server round trips): the loss with a
     moving cursor, the labelled reconstruction grid and the code map (one projection, fixed axes), one
-    animation frame per snapshot, Play / Pause buttons and a frame slider."""
+    animation frame per snapshot, Play / Pause and speed (½×, 2×, 4× of fps) buttons, and a frame slider to
+    step through it."""
     import base64
 
     import imageio.v3 as iio
@@ -184,14 +185,18 @@ def animation(run: Run, fps: float = 10, height: int = 560):
     fig.frames = [go.Frame(data=traces, traces=[1, 2, 3], name=str(i),
                            layout=dict(title_text=f"epoch {now}: {stage}"))
                   for i, (now, stage, traces) in enumerate(data)]
-    ms = 1000 / fps
-    play = dict(frame=dict(duration=ms, redraw=True), transition=dict(duration=0), fromcurrent=True, mode="immediate")
+    def play(speed: float) -> dict:  # Plotly animates at one frame per `duration` ms
+        return dict(frame=dict(duration=1000 / (fps * speed), redraw=True), transition=dict(duration=0),
+                    fromcurrent=True, mode="immediate")
     fig.update_layout(
         height=height, showlegend=False, title_text=f"epoch {data[0][0]}: {data[0][1]}",
         margin=dict(l=10, r=10, t=60, b=90),
         updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.16, xanchor="left", yanchor="top", buttons=[
-            dict(label="▶ Play", method="animate", args=[None, play]),
-            dict(label="❚❚ Pause", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0))])])],
+            dict(label="▶ Play", method="animate", args=[None, play(1)]),
+            dict(label="❚❚ Pause", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0))]),
+            dict(label="½×", method="animate", args=[None, play(0.5)]),  # speed: play on at half / double pace
+            dict(label="2×", method="animate", args=[None, play(2)]),
+            dict(label="4×", method="animate", args=[None, play(4)])])],
         sliders=[dict(active=0, x=0.2, len=0.8, y=-0.1, currentvalue=dict(prefix="frame "), steps=[
             dict(method="animate", label=str(i + 1), args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
                                                                           transition=dict(duration=0))])

@@ -44,3 +44,16 @@ def test_export_says_what_is_missing(run, tmp_path, capsys):
     assert "--gif OUT.gif" in capsys.readouterr().err
     assert main(["export", str(tmp_path), "--gif", str(tmp_path / "x.gif")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_the_browser_animation_has_one_frame_per_snapshot_in_order_and_speeds(run):
+    from aelab import export
+
+    fig = export.animation(run, fps=10)
+    n = len(run.snapshot_files())
+    assert len(fig.frames) == n and [f.name for f in fig.frames] == [str(i) for i in range(n)]
+    cursor = [f.data[0].x[0] for f in fig.frames]  # the loss cursor's epoch
+    assert cursor == sorted(cursor) and len(set(cursor)) == n
+    buttons = {b.label: b.args[1]["frame"]["duration"] for b in fig.layout.updatemenus[0].buttons}
+    assert buttons["▶ Play"] == 100 and buttons["½×"] == 200 and buttons["2×"] == 50 and buttons["4×"] == 25
+    assert len(fig.layout.sliders[0].steps) == n  # step through it frame by frame
