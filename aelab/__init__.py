@@ -1,4 +1,4 @@
-"""aelab: an interactive lab for autoencoders (library; the Streamlit UI lives in aelab.ui, app.py, pages/).
+"""aelab: an interactive lab for autoencoders (library; the Streamlit UI lives in aelab.ui, app.py, app_pages/).
 
 Data flows one way: config -> data -> model -> objectives -> train (strategies) -> runs (store) -> views.
 """

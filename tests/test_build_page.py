@@ -9,7 +9,7 @@ from aelab.config import CONSTRAINTS, Interval, Options, RunConfig, flat_items, 
 from aelab.ui import build
 
 from apptest import APP, lab_env
-TRAIN = "pages/1_Train.py"
+TRAIN = "app_pages/1_Train.py"
 # A valid config that switches each dependent range away from its default form.
 OTHER = {"noise.kind": "masking", "noise.level": 0.1, "sparsity.kind": "l1", "sparsity.weight": 0.1,
          "train.strategy": "greedy", "train.finetune_epochs": 2, "model.kind": "conv", "model.layers": "16,8"}

@@ -82,7 +82,7 @@ def test_home_lists_every_run_and_says_why_the_damaged_ones_are(runs_dir):
 
 @pytest.mark.parametrize("run_id", list(DAMAGE))
 def test_inspect_names_the_damage_and_shows_what_still_reads(runs_dir, run_id):
-    at = app("pages/3_Inspect.py", run=run_id)
+    at = app("app_pages/3_Inspect.py", run=run_id)
     assert at.error[0].value.startswith(f"This run is damaged: {DAMAGE[run_id]}")
     heads = [s.value for s in at.subheader]
     if run_id == "2026-c-config":
@@ -95,7 +95,7 @@ def test_inspect_names_the_damage_and_shows_what_still_reads(runs_dir, run_id):
 
 
 def test_inspect_keeps_working_for_the_good_run(runs_dir):
-    at = app("pages/3_Inspect.py", run=GOOD)
+    at = app("app_pages/3_Inspect.py", run=GOOD)
     assert not at.error
     assert [s.value for s in at.subheader] == ["Replay", "Take it home", "First-layer filters",
                                                 "Interpolation through the code", "Denoising demo",
@@ -103,7 +103,7 @@ def test_inspect_keeps_working_for_the_good_run(runs_dir):
 
 
 def test_inspect_explains_an_interrupted_run_without_weights(runs_dir):
-    at = app("pages/3_Inspect.py", run=INTERRUPTED)
+    at = app("app_pages/3_Inspect.py", run=INTERRUPTED)
     assert not at.error
     text = at.info[0].value
     assert "interrupted before saving them" in text and "appear here when the run ends" not in text
@@ -111,12 +111,12 @@ def test_inspect_explains_an_interrupted_run_without_weights(runs_dir):
 
 @pytest.mark.parametrize("run_id", ["2026-b-status", "2026-c-config"])
 def test_train_re_attaches_to_a_damaged_run_without_crashing(runs_dir, run_id):
-    at = app("pages/1_Train.py", run=run_id)
+    at = app("app_pages/1_Train.py", run=run_id)
     assert any(e.value.startswith(f"This run is damaged: {DAMAGE[run_id]}") for e in at.error)
 
 
 def test_compare_with_damaged_runs_picked(runs_dir):
-    at = app("pages/2_Compare.py")
+    at = app("app_pages/2_Compare.py")
     picked = [GOOD, "2026-b-status", "2026-c-config"]
     at.multiselect(key="compare.runs").set_value(picked).run()
     assert not at.exception, at.exception
@@ -125,6 +125,6 @@ def test_compare_with_damaged_runs_picked(runs_dir):
 
 
 def test_payoff_offers_only_the_intact_trained_run(runs_dir):
-    at = app("pages/4_Payoff.py")
+    at = app("app_pages/4_Payoff.py")
     options = at.multiselect(key="payoff.runs").options  # shown as "name · strategy · id"
     assert len(options) == 1 and options[0].endswith(GOOD)

@@ -116,5 +116,5 @@ def test_home_lists_the_examples_with_their_links_and_the_build_progress(tmp_pat
     conv = df.loc[PRESETS["conv"].title]
     assert conv["status"] == "not built yet" and conv.drop("status").isna().all()
     assert any("No runs yet besides the examples" in i.value for i in at.info)  # examples stay out of Recent runs
-    cmp = open_page("pages/2_Compare.py", runs=f"{arms[1]},{arms[0]}")  # the race's Compare link
+    cmp = open_page("app_pages/2_Compare.py", runs=f"{arms[1]},{arms[0]}")  # the race's Compare link
     assert cmp.multiselect(key="compare.runs").value == [arms[1], arms[0]]

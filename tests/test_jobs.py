@@ -168,7 +168,7 @@ def test_train_page_shows_queue_place_stopping_and_rerun(tmp_path, tiny_cfg, mon
     (run.dir / "job.json").write_text(json.dumps(rec))
 
     def page():
-        at = open_page("pages/1_Train.py", run=run.id)
+        at = open_page("app_pages/1_Train.py", run=run.id)
         return at, at.get("progress")[0].proto.text
     at, text = page()
     assert "2nd in queue" in text and buttons(at) >= {"cancel"} and not buttons(at) & {"pause", "stop"}

@@ -82,14 +82,14 @@ def test_home_says_so_when_there_are_no_runs(tmp_path, monkeypatch):
 
 
 def test_invalid_config_is_explained_and_launch_disabled(runs_dir):
-    at = app("pages/1_Train.py")
+    at = app("app_pages/1_Train.py")
     set_widgets(at, {"sparsity.kind": "kl", "sparsity.weight": 0.1})
     assert "sparsity.kind: kl needs code units in (0,1)" in at.error[0].value
     assert at.button(key="launch").disabled
 
 
 def test_preset_link_and_url_reproduce_a_setup(runs_dir):
-    at = app("pages/1_Train.py", preset="tied-stacked")
+    at = app("app_pages/1_Train.py", preset="tied-stacked")
     assert at.text_input(key="model.layers").value == "100,30"
     assert at.caption[0].value.startswith("Preset **Tied stacked AE (greedy)**:")  # the loaded preset is named
     assert at.checkbox(key="model.tied").value is True
@@ -98,7 +98,7 @@ def test_preset_link_and_url_reproduce_a_setup(runs_dir):
     assert qp(at, "model.layers") == "100,30"  # the URL now holds the setup
     # the settings on screen, as a program to take home (before any run)
     assert {b.proto.label for b in at.get("download_button")} == {"Take home: script (.py)", "Take home: notebook"}
-    at2 = app("pages/1_Train.py", **{"model.layers": "64,16", "train.strategy": "greedy"})
+    at2 = app("app_pages/1_Train.py", **{"model.layers": "64,16", "train.strategy": "greedy"})
     assert at2.text_input(key="model.layers").value == "64,16"
     assert at2.selectbox(key="train.strategy").value == "greedy"
 
@@ -106,7 +106,7 @@ def test_preset_link_and_url_reproduce_a_setup(runs_dir):
 @pytest.fixture(scope="module")
 def greedy_run(runs_dir):
     """A stage-by-stage greedy run launched and driven through the Train page."""
-    at = app("pages/1_Train.py")
+    at = app("app_pages/1_Train.py")
     set_widgets(at, {**TINY, "train.strategy": "greedy", "train.pause_after_stage": True, "noise.kind": "masking",
                      "noise.level": 0.3})
     at.button(key="launch").click().run()
@@ -148,7 +148,7 @@ def two_runs(greedy_run, runs_dir):
 
 
 def test_compare_page(two_runs):
-    at = app("pages/2_Compare.py")
+    at = app("app_pages/2_Compare.py")
     assert len(at.multiselect(key="compare.runs").value) == 2
     assert at.radio(key="compare.x").value == "gflop"  # greedy vs end-to-end: equal compute by default
     curves = next(f for t, f in charts(at).items() if t.startswith("validation squared error"))
@@ -171,7 +171,7 @@ def test_compare_page(two_runs):
 
 
 def test_inspect_page_replays_and_probes_the_model(two_runs, runs_dir):
-    at = app("pages/3_Inspect.py", run=two_runs[0])
+    at = app("app_pages/3_Inspect.py", run=two_runs[0])
     assert at.selectbox(key="inspect.run").value == two_runs[0]
     at.select_slider(key="inspect.snapshot").set_value(0).run()
     assert not at.exception, at.exception

@@ -25,7 +25,7 @@ def runs_dir(tmp_path_factory):
 
 
 def _page() -> AppTest:
-    return open_page("pages/4_Payoff.py")
+    return open_page("app_pages/4_Payoff.py")
 
 
 def test_payoff_page_runs_the_grid_and_shows_plot_table_and_reading(runs_dir):

@@ -17,7 +17,7 @@ TINY = {"data.name": "shapes", "model.layers": "32,8", "train.epochs": 2, "train
 def at(tmp_path, monkeypatch):
     lab_env(monkeypatch, tmp_path / "runs")
     monkeypatch.setenv("AELAB_QUEUE_DIR", str(tmp_path / ".queue"))
-    page = open_page("pages/1_Train.py", **{k: str(v) for k, v in TINY.items()})
+    page = open_page("app_pages/1_Train.py", **{k: str(v) for k, v in TINY.items()})
     return page, tmp_path / "runs"
 
 
@@ -53,10 +53,10 @@ def test_one_click_races_greedy_against_end_to_end_on_the_compute_axis(at):
     leader = r.labels[0] if last[0] < last[1] else r.labels[1]
     assert f"**{leader}** leads by {abs(last[0] - last[1]):.3g}" in reading
     assert f"on the test split {tests[0]:.4g} vs {tests[1]:.4g}" in reading
-    shown = open_page("pages/1_Train.py", race=race_id, present="1")  # the projector view of the same race
+    shown = open_page("app_pages/1_Train.py", race=race_id, present="1")  # the projector view of the same race
     assert not shown.get("button") and len(shown.image) == 2  # no settings, no Launch: the panels only
     assert len(shown.get("plotly_chart")) == 3  # the curves and both code maps
-    replay = open_page("pages/3_Inspect.py", run=r.run_ids[0], present="1")
+    replay = open_page("app_pages/3_Inspect.py", run=r.run_ids[0], present="1")
     assert replay.select_slider(key=f"present.frame.{r.run_ids[0]}").value == len(
         list((runs / r.run_ids[0] / "snapshots").glob("*.npz"))) - 1
     replay.select_slider(key=f"present.frame.{r.run_ids[0]}").set_value(0).run()

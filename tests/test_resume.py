@@ -175,7 +175,7 @@ def test_train_page_offers_resume_for_an_interrupted_run(tmp_path, tiny_cfg, mon
         assert execute(run)["status"] == "interrupted"  # in this process, as a Ctrl-C leaves it
 
     def page():
-        at = open_page("pages/1_Train.py", run=run.id)
+        at = open_page("app_pages/1_Train.py", run=run.id)
         return at
     at = page()
     assert {"rerun", "resume_run"} <= {b.key for b in at.button}

@@ -17,7 +17,7 @@ home.run()
 train = AppTest.from_file({str(APP)!r}, default_timeout=60)
 train.query_params["preset"] = "stacked-denoising"
 train.run()
-train.switch_page("pages/1_Train.py").run()
+train.switch_page("app_pages/1_Train.py").run()
 assert not home.exception and not train.exception, (home.exception, train.exception)
 assert train.button(key="launch") and not train.button(key="launch").disabled
 print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))

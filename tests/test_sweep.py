@@ -122,7 +122,7 @@ def test_compare_reads_a_sweep_as_seed_groups(tmp_path, monkeypatch):
     for cell, err in zip(sweep.cells, (20.0, 22.0, 18.0, 19.0)):
         cell["run_id"] = _fake(store, RunConfig.from_dict(cell["config"]), err=err, curve=(err + 5, err)).id
     sweep.save(tmp_path)
-    at = open_page("pages/2_Compare.py", sweep=sweep.id)
+    at = open_page("app_pages/2_Compare.py", sweep=sweep.id)
     assert sorted(at.multiselect(key="compare.runs").value) == sorted(c["run_id"] for c in sweep.cells)
     assert [h.value for h in at.subheader][0].startswith("Seed groups")
     table = at.dataframe[0].value  # before the runs' own table
@@ -186,7 +186,7 @@ def test_sweep_page_runs_the_cli_command_and_shows_the_cells(tmp_path, monkeypat
         assert main(args) == 0
         return type("Proc", (), {"pid": os.getpid()})()
     monkeypatch.setattr("aelab.ui.sweeps.spawn_sweep", spawn)
-    at = open_page("pages/5_Sweep.py")
+    at = open_page("app_pages/5_Sweep.py")
     at.selectbox(key="sweep.key1").set_value("noise.level").run()
     at.text_input(key="sweep.values1").set_value("0.1,0.3").run()
     assert "noise.level: the values 0.1, 0.3 change nothing (noise.kind is none)" in at.error[0].value

@@ -11,7 +11,7 @@ from ..metrics import header
 from ..runs import DAMAGED, LIVE, Run, Unreadable
 from . import state
 
-TRAIN_PAGE, COMPARE_PAGE, INSPECT_PAGE = "pages/1_Train.py", "pages/2_Compare.py", "pages/3_Inspect.py"
+TRAIN_PAGE, COMPARE_PAGE, INSPECT_PAGE = "app_pages/1_Train.py", "app_pages/2_Compare.py", "app_pages/3_Inspect.py"
 
 
 def scroll_to(key: str) -> None:

@@ -1,9 +1,8 @@
 """Train: build an autoencoder, launch it in the worker, watch it learn live."""
 import streamlit as st
 
-from aelab.ui import arch, build, frame, live, present, race, views
+from aelab.ui import arch, build, live, present, race, views
 
-frame.ensure()
 if present.enabled():  # a projector: the live panels only, on one screen
     present.style()
     present.toggle()

@@ -2,9 +2,8 @@
 import streamlit as st
 
 from aelab import viz
-from aelab.ui import compare, frame, state
+from aelab.ui import compare, state
 
-frame.ensure()
 st.title("Compare runs")
 runs = {r.id: r for r in state.store().list()}
 if len(runs) < 2:

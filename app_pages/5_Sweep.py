@@ -2,9 +2,8 @@
 import streamlit as st
 
 from aelab import sweep as S
-from aelab.ui import frame, state, sweeps
+from aelab.ui import state, sweeps
 
-frame.ensure()
 st.title("Sweep")
 base, err = sweeps.base_config()
 if base is None:

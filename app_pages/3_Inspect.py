@@ -2,9 +2,8 @@
 import streamlit as st
 
 from aelab.runs import Unreadable
-from aelab.ui import frame, inspect, present, state, views
+from aelab.ui import inspect, present, state, views
 
-frame.ensure()
 if present.enabled():  # a projector: the replay only, on one screen
     present.style()
     present.toggle()

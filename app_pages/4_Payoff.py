@@ -1,10 +1,8 @@
 """Payoff: does unsupervised pretraining pay off when labels are scarce? Test accuracy vs number of labels."""
 import streamlit as st
 
-from aelab.ui import frame
 from aelab.ui import payoff as ui
 
-frame.ensure()
 st.title("Does pretraining pay off?")
 st.caption("Reuse a trained autoencoder's encoder as the first layers of a classifier trained on a few labels, "
            "frozen (its codes + logistic regression) or fine-tuned, and compare with the same network from scratch "
