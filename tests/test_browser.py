@@ -56,10 +56,14 @@ def _need_browser():
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def runs_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("browser_runs")
+
+
+@pytest.fixture(scope="module")
+def app_url(runs_dir):
     _need_browser()
-    runs = tmp_path_factory.mktemp("browser_runs")
-    proc, base = server.start(runs, log=runs / "server.log", env={"AELAB_UMAP_WARM_BIG": "0"})
+    proc, base = server.start(runs_dir, log=runs_dir / "server.log", env={"AELAB_UMAP_WARM_BIG": "0"})
     try:
         server.wait_healthy(base, proc)
         yield base
@@ -118,20 +122,29 @@ def test_train_live_in_browser(app_url, page, shots):
 
 
 @pytest.fixture(scope="module")
-def finished_run(app_url, page) -> str:
-    """RUN2 launched from the Train page and trained to the end (shared by the tests that need a run)."""
-    launch(page, app_url, RUN2)
-    page.get_by_text("completed").first.wait_for(timeout=WAIT_S * 1000)
-    return page.evaluate("() => new URL(location.href).searchParams.get('run')")
+def finished_runs(runs_dir) -> list[str]:
+    """RUN2 and RUN trained to the end in this process, into the server's store: what Compare, Inspect and
+    presentation mode read (launching from the Train page is test_train_live_in_browser's subject)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from aelab.runs import RunStore
+    from aelab.ui.build import config_from_url
+    from aelab.worker import execute
+
+    ids = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(signal, "signal", lambda *a: None)  # execute's SIGTERM handler is for a worker process
+        for query in (RUN2, RUN):
+            cfg, warnings = config_from_url(dict(parse_qsl(urlsplit(query).query)))  # as the Train page reads it
+            assert not warnings, warnings
+            run = RunStore(runs_dir).create(cfg)
+            assert execute(run)["status"] == "completed"
+            ids.append(run.id)
+    return ids
 
 
-def test_compare_and_inspect_in_browser(app_url, page, shots, finished_run):
+def test_compare_and_inspect_in_browser(app_url, page, shots, finished_runs):
     page.goto(app_url + "/Compare")
-    page.locator(".st-key-cmp_curves .gtitle, [data-testid='stAlert']").first.wait_for()
-    if page.get_by_text("Compare needs at least two runs").count():  # tests run in random order: train a second
-        launch(page, app_url, RUN)
-        page.get_by_text("completed").first.wait_for(timeout=WAIT_S * 1000)
-        page.goto(app_url + "/Compare")
     page.locator(".st-key-cmp_curves .gtitle").first.wait_for()
     page.locator("[data-testid='stImage'] img").nth(1).wait_for()
     page.wait_for_timeout(1500)
@@ -194,7 +207,8 @@ def test_server_killed_mid_run_loses_nothing(page, tmp_path):
         pg.close()
     finally:
         server.stop(proc)
-    proc, base = server.start(runs, log=tmp_path / "server2.log", env={"AELAB_UMAP_WARM_BIG": "0"})
+    # it only shows the finished run: no UMAP process warming up beside its first page
+    proc, base = server.start(runs, log=tmp_path / "server2.log", env={"AELAB_UMAP": "0"})
     try:
         server.wait_healthy(base, proc)
         pg = page.context.browser.new_page(viewport={"width": 1500, "height": 2000})
@@ -206,11 +220,11 @@ def test_server_killed_mid_run_loses_nothing(page, tmp_path):
         server.stop(proc)
 
 
-def test_presentation_mode_fits_a_projector(app_url, page, shots, finished_run):
+def test_presentation_mode_fits_a_projector(app_url, page, shots, finished_runs):
     """1280x720: loss, grid and code map of a run all inside the viewport, no sidebar, no scrolling."""
     pg = page.context.browser.new_page(viewport={"width": 1280, "height": 720})
     try:
-        pg.goto(f"{app_url}/Train?run={finished_run}&present=1")
+        pg.goto(f"{app_url}/Train?run={finished_runs[0]}&present=1")
         boxes = {}
         for name, sel in (("loss", ".st-key-present_loss .js-plotly-plot"), ("grid", "[data-testid='stImage'] img"),
                           ("map", ".st-key-present_map .js-plotly-plot")):
