@@ -17,7 +17,9 @@ import pytest
 from aelab.ui import server
 
 README_SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-RUN = "/Train?preset=keras-deep&train.epochs=5&train.batch_size=64&data.max_train=2000"
+# 20 epochs: a warm worker on an idle machine trains them in ~4 s (5 took under one, and the page could miss
+# the run), long enough for the live page to redraw its curve a few times.
+RUN = "/Train?preset=keras-deep&train.epochs=20&train.batch_size=64&data.max_train=2000"
 RUN2 = ("/Train?preset=tied-stacked&train.epochs=1&train.finetune_epochs=2&train.batch_size=64"
         "&data.max_train=2000")
 SHOT_EPOCHS, WAIT_S = 3, 120
@@ -63,7 +65,9 @@ def runs_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def app_url(runs_dir):
     _need_browser()
-    proc, base = server.start(runs_dir, log=runs_dir / "server.log", env={"AELAB_UMAP_WARM_BIG": "0"})
+    # the README's screenshots show UMAP maps; otherwise no UMAP process takes cores from the live run
+    umap = {"AELAB_UMAP_WARM_BIG": "0"} if os.environ.get("AELAB_SHOTS_LONG") == "1" else {"AELAB_UMAP": "0"}
+    proc, base = server.start(runs_dir, log=runs_dir / "server.log", env=umap)
     try:
         server.wait_healthy(base, proc)
         yield base
@@ -188,7 +192,8 @@ def test_server_killed_mid_run_loses_nothing(page, tmp_path):
         server.wait_healthy(base, proc)
         pg = page.context.browser.new_page(viewport={"width": 1500, "height": 2000})
         pg.set_default_timeout(120_000)
-        launch(pg, base, "/Train?preset=keras-deep&train.epochs=3&train.batch_size=64&data.max_train=2000")
+        # 8 epochs: still training when the page has drawn its chart, even in a worker that was warm at the click
+        launch(pg, base, "/Train?preset=keras-deep&train.epochs=8&train.batch_size=64&data.max_train=2000")
         pg.wait_for_function("() => document.querySelectorAll('.st-key-live_loss .gtitle').length > 0")
         (run,) = RunStore(runs).list()
         worker = jobs.read(run.dir)["pid"]
@@ -203,7 +208,7 @@ def test_server_killed_mid_run_loses_nothing(page, tmp_path):
         while run.status()["status"] in ("queued", "running") and time.time() - t0 < WAIT_S:
             time.sleep(0.5)
         assert run.status()["status"] == "completed" and run.has_weights()
-        assert len(run.epochs()) == 3 and run.damage() is None
+        assert len(run.epochs()) == 8 and run.damage() is None
         pg.close()
     finally:
         server.stop(proc)
