@@ -17,7 +17,9 @@ import pytest
 from aelab.ui import server
 
 README_SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-RUN = "/Train?preset=keras-deep&train.epochs=5&train.batch_size=64&data.max_train=2000"
+# 20 epochs: a warm worker on an idle machine trains them in ~4 s (5 took under one, and the page could miss
+# the run), long enough for the live page to redraw its curve a few times.
+RUN = "/Train?preset=keras-deep&train.epochs=20&train.batch_size=64&data.max_train=2000"
 RUN2 = ("/Train?preset=tied-stacked&train.epochs=1&train.finetune_epochs=2&train.batch_size=64"
         "&data.max_train=2000")
 SHOT_EPOCHS, WAIT_S = 3, 120
@@ -56,10 +58,16 @@ def _need_browser():
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def runs_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("browser_runs")
+
+
+@pytest.fixture(scope="module")
+def app_url(runs_dir):
     _need_browser()
-    runs = tmp_path_factory.mktemp("browser_runs")
-    proc, base = server.start(runs, log=runs / "server.log", env={"AELAB_UMAP_WARM_BIG": "0"})
+    # the README's screenshots show UMAP maps; otherwise no UMAP process takes cores from the live run
+    umap = {"AELAB_UMAP_WARM_BIG": "0"} if os.environ.get("AELAB_SHOTS_LONG") == "1" else {"AELAB_UMAP": "0"}
+    proc, base = server.start(runs_dir, log=runs_dir / "server.log", env=umap)
     try:
         server.wait_healthy(base, proc)
         yield base
@@ -118,20 +126,29 @@ def test_train_live_in_browser(app_url, page, shots):
 
 
 @pytest.fixture(scope="module")
-def finished_run(app_url, page) -> str:
-    """RUN2 launched from the Train page and trained to the end (shared by the tests that need a run)."""
-    launch(page, app_url, RUN2)
-    page.get_by_text("completed").first.wait_for(timeout=WAIT_S * 1000)
-    return page.evaluate("() => new URL(location.href).searchParams.get('run')")
+def finished_runs(runs_dir) -> list[str]:
+    """RUN2 and RUN trained to the end in this process, into the server's store: what Compare, Inspect and
+    presentation mode read (launching from the Train page is test_train_live_in_browser's subject)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from aelab.runs import RunStore
+    from aelab.ui.build import config_from_url
+    from aelab.worker import execute
+
+    ids = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(signal, "signal", lambda *a: None)  # execute's SIGTERM handler is for a worker process
+        for query in (RUN2, RUN):
+            cfg, warnings = config_from_url(dict(parse_qsl(urlsplit(query).query)))  # as the Train page reads it
+            assert not warnings, warnings
+            run = RunStore(runs_dir).create(cfg)
+            assert execute(run)["status"] == "completed"
+            ids.append(run.id)
+    return ids
 
 
-def test_compare_and_inspect_in_browser(app_url, page, shots, finished_run):
+def test_compare_and_inspect_in_browser(app_url, page, shots, finished_runs):
     page.goto(app_url + "/Compare")
-    page.locator(".st-key-cmp_curves .gtitle, [data-testid='stAlert']").first.wait_for()
-    if page.get_by_text("Compare needs at least two runs").count():  # tests run in random order: train a second
-        launch(page, app_url, RUN)
-        page.get_by_text("completed").first.wait_for(timeout=WAIT_S * 1000)
-        page.goto(app_url + "/Compare")
     page.locator(".st-key-cmp_curves .gtitle").first.wait_for()
     page.locator("[data-testid='stImage'] img").nth(1).wait_for()
     page.wait_for_timeout(1500)
@@ -175,7 +192,8 @@ def test_server_killed_mid_run_loses_nothing(page, tmp_path):
         server.wait_healthy(base, proc)
         pg = page.context.browser.new_page(viewport={"width": 1500, "height": 2000})
         pg.set_default_timeout(120_000)
-        launch(pg, base, "/Train?preset=keras-deep&train.epochs=3&train.batch_size=64&data.max_train=2000")
+        # 8 epochs: still training when the page has drawn its chart, even in a worker that was warm at the click
+        launch(pg, base, "/Train?preset=keras-deep&train.epochs=8&train.batch_size=64&data.max_train=2000")
         pg.wait_for_function("() => document.querySelectorAll('.st-key-live_loss .gtitle').length > 0")
         (run,) = RunStore(runs).list()
         worker = jobs.read(run.dir)["pid"]
@@ -190,11 +208,12 @@ def test_server_killed_mid_run_loses_nothing(page, tmp_path):
         while run.status()["status"] in ("queued", "running") and time.time() - t0 < WAIT_S:
             time.sleep(0.5)
         assert run.status()["status"] == "completed" and run.has_weights()
-        assert len(run.epochs()) == 3 and run.damage() is None
+        assert len(run.epochs()) == 8 and run.damage() is None
         pg.close()
     finally:
         server.stop(proc)
-    proc, base = server.start(runs, log=tmp_path / "server2.log", env={"AELAB_UMAP_WARM_BIG": "0"})
+    # it only shows the finished run: no UMAP process warming up beside its first page
+    proc, base = server.start(runs, log=tmp_path / "server2.log", env={"AELAB_UMAP": "0"})
     try:
         server.wait_healthy(base, proc)
         pg = page.context.browser.new_page(viewport={"width": 1500, "height": 2000})
@@ -206,11 +225,11 @@ def test_server_killed_mid_run_loses_nothing(page, tmp_path):
         server.stop(proc)
 
 
-def test_presentation_mode_fits_a_projector(app_url, page, shots, finished_run):
+def test_presentation_mode_fits_a_projector(app_url, page, shots, finished_runs):
     """1280x720: loss, grid and code map of a run all inside the viewport, no sidebar, no scrolling."""
     pg = page.context.browser.new_page(viewport={"width": 1280, "height": 720})
     try:
-        pg.goto(f"{app_url}/Train?run={finished_run}&present=1")
+        pg.goto(f"{app_url}/Train?run={finished_runs[0]}&present=1")
         boxes = {}
         for name, sel in (("loss", ".st-key-present_loss .js-plotly-plot"), ("grid", "[data-testid='stImage'] img"),
                           ("map", ".st-key-present_map .js-plotly-plot")):
