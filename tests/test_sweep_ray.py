@@ -38,27 +38,36 @@ def ray_local():
     ray.shutdown()
 
 
-def test_ray_cells_give_the_local_records_and_arrive_complete(ray_local, tmp_path):
+def test_a_ray_cell_gives_the_local_records_and_arrives_complete(ray_local, tmp_path, monkeypatch):
+    """The same cell on Ray (a scratch store on the node, streamed back) and here (worker.execute in this
+    process, as a local worker runs it), one torch thread each: the same epoch records, timing aside."""
+    import torch
+
     from aelab.sweep_ray import run_ray
+    from aelab.worker import execute
 
     base = RunConfig().with_overrides({"data.name": "shapes", "model.layers": "16", "train.epochs": 2,
-                                       "train.batch_size": 32})
-    cells = S.expand(base, S.parse_grid(["train.lr=0.001,0.003"]), 1)
-    stores = {}
-    for where in ("local", "ray"):
-        store = RunStore(tmp_path / where)
-        sweep = S.Sweep.open(store.root, {}, 1, cells)
-        if where == "ray":
-            run_ray(sweep, store, threads=1)
-        else:
-            S.run_local(sweep, store, jobs=2, threads=1)
-        stores[where] = (store, sweep)
-    for (lrun, rrun) in zip(*(s.runs(store) for store, s in stores.values())):
-        drop = lambda recs: [{k: v for k, v in r.items() if k not in TIMING} for r in recs]  # noqa: E731
-        assert drop(rrun.epochs()) == drop(lrun.epochs())
-        names = {p.name for p in rrun.dir.rglob("*") if p.is_file()}
-        assert {"config.json", "metrics.jsonl", "weights.safetensors", "summary.json", "probe.npz"} <= names
-        assert len(rrun.snapshot_files()) == len(lrun.snapshot_files()) >= 2
-        assert rrun.status()["status"] == "completed" and rrun.damage() is None
-        assert rrun.summary()["test_full_sq_err"] == pytest.approx(lrun.summary()["test_full_sq_err"])
-        assert rrun.load_model() is not None  # the weights came across whole
+                                       "train.batch_size": 32, "train.lr": 0.003})
+    cells = S.expand(base, {}, 1)
+    store = RunStore(tmp_path / "ray")
+    sweep = S.Sweep.open(store.root, {}, 1, cells)
+    run_ray(sweep, store, threads=1)
+    (remote,) = sweep.runs(store)
+    monkeypatch.setattr("signal.signal", lambda *a: None)  # execute() would take over pytest's SIGTERM
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = RunStore(tmp_path / "here").create(cells[0].config)
+        execute(here)
+    finally:
+        torch.set_num_threads(threads)
+    drop = lambda recs: [{k: v for k, v in r.items() if k not in TIMING} for r in recs]  # noqa: E731
+    assert drop(remote.epochs()) == drop(here.epochs())
+    names = {p.name for p in remote.dir.rglob("*") if p.is_file()}
+    assert {"config.json", "metrics.jsonl", "weights.safetensors", "summary.json", "probe.npz"} <= names
+    assert "job.json" not in names  # the job record stayed on the node
+    assert len(remote.snapshot_files()) == len(here.snapshot_files()) >= 2
+    assert remote.status()["status"] == "completed" and remote.damage() is None
+    assert remote.config.name == sweep.id  # tagged with its sweep, as a local cell
+    assert remote.summary()["test_full_sq_err"] == pytest.approx(here.summary()["test_full_sq_err"])
+    assert remote.load_model() is not None  # the weights came across whole
