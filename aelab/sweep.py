@@ -15,6 +15,7 @@ between groups (same seeds) with a 95 % t-interval.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -70,9 +71,6 @@ class Cell:
     @property
     def label(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.values) or "base"
-
-    def key(self) -> str:
-        return f"{self.label} | seed {self.seed}"
 
 
 def parse_grid(items: list[str]) -> dict[str, list[str]]:
@@ -171,7 +169,7 @@ class Sweep:
     def save(self, root: str | os.PathLike) -> Path:
         path = self.path(root, self.id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps(self.__dict__, indent=1).encode())
+        atomic_write(path, json.dumps(dataclasses.asdict(self), indent=1).encode())
         return path
 
     @classmethod
@@ -216,12 +214,18 @@ class Sweep:
         self.save(root)
 
     def runs(self, store: RunStore) -> list[Run | None]:
+        """The cells' runs (None: not started or gone). The same Run objects from call to call, so a poll
+        reads only what their metrics gained since (Run.metrics is incremental)."""
+        cache = self.__dict__.setdefault("_run_cache", {})  # not a field: never saved
         out = []
         for c in self.cells:
-            try:
-                out.append(store.get(c["run_id"]) if c["run_id"] else None)
-            except (KeyError, ValueError, FileNotFoundError):
-                out.append(None)
+            rid = c["run_id"]
+            if rid and rid not in cache:
+                try:
+                    cache[rid] = store.get(rid)
+                except (KeyError, ValueError, FileNotFoundError):
+                    pass
+            out.append(cache.get(rid) if rid else None)
         return out
 
 
@@ -367,9 +371,10 @@ def planned_epochs(cfg: RunConfig) -> int:
     return t.epochs * len(cfg.model.layers) + t.finetune_epochs if t.strategy == "greedy" else t.epochs
 
 
-def report(sweep: Sweep, store: RunStore, metric: str = "test_full_sq_err") -> str:
-    """The groups (mean ± sd over seeds) and each group's paired difference with the first one."""
-    runs = [r for r in sweep.runs(store) if r is not None]
+def report(sweep: Sweep, store: RunStore, metric: str = "test_full_sq_err", runs: list | None = None) -> str:
+    """The groups (mean ± sd over seeds) and each group's paired difference with the first one (runs: the
+    cells' runs when the caller holds them already)."""
+    runs = [r for r in (sweep.runs(store) if runs is None else runs) if r is not None]
     gs = groups(runs, metric)
     if not gs:
         return "no completed cells yet"

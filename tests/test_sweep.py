@@ -95,6 +95,7 @@ def test_sweep_command_runs_the_cells_then_skips_them(tmp_path, capsys, monkeypa
     out = capsys.readouterr()
     record = json.loads(open(out.out.strip().splitlines()[-1]).read())
     assert [c["label"] for c in record["cells"]] == ["train.lr=0.001", "train.lr=0.003"]
+    assert set(record) == {"id", "grid", "seeds", "cells", "created", "tuning"}  # no reader cache saved
     runs = [RunStore(tmp_path).get(c["run_id"]) for c in record["cells"]]
     assert all(r.status()["status"] == "completed" and r.config.name == record["id"] for r in runs)
     assert "train.lr=0.003 − train.lr=0.001" in out.err

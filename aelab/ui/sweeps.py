@@ -96,10 +96,10 @@ def driver_alive(sweep_id: str) -> bool:
         return False
 
 
-def cells_table(sweep: S.Sweep) -> tuple[pd.DataFrame, float]:
+def cells_table(sweep: S.Sweep, runs: list) -> tuple[pd.DataFrame, float]:
     """One row per cell (status, epochs, test error, run id) and the share of planned epochs done."""
     rows, done, total = [], 0, 0
-    for cell, run in zip(sweep.cells, sweep.runs(state.store())):
+    for cell, run in zip(sweep.cells, runs):
         planned = S.planned_epochs(RunConfig.from_dict(cell["config"]))
         status = run.status().get("status") if run is not None else "waiting"
         epochs = planned if status == "completed" else len(run.epochs()) if run is not None else 0
@@ -126,7 +126,8 @@ def panel(sweep_id: str) -> None:
             k = sum(len(c["trials"]) for c in sweep.tuning["cells"].values())
             st.progress(k / n if n else 0.0, text=f"tuning: trial {k} of {n}")
             return
-        df, share = cells_table(sweep)
+        runs = [state.get_run(c["run_id"]) for c in sweep.cells]  # kept across reruns: metrics read incrementally
+        df, share = cells_table(sweep, runs)
         st.progress(share, text=f"{sweep.id}: {share:.0%} of the planned epochs"
                     + ("" if alive or share == 1 else " (not running: Run sweep again to go on)"))
         st.dataframe(df, hide_index=True, key="sweep_cells", height=min(35 * (len(df) + 1) + 3, 420),
@@ -134,7 +135,7 @@ def panel(sweep_id: str) -> None:
                                     "test sq. err": st.column_config.NumberColumn(
                                         format="%.3f", help="the full network's squared error per test image")})
         if any(df["status"] == "completed"):
-            lines = S.report(sweep, state.store()).splitlines()
+            lines = S.report(sweep, state.store(), runs=runs).splitlines()
             st.markdown(f"**{lines[0]}**\n" + "\n".join(f"- {line.strip()}" for line in lines[1:]))
             st.page_link(views.COMPARE_PAGE, label="Open in Compare (seed groups with error bands)",
                          query_params={"sweep": sweep.id}, icon=":material/compare_arrows:")
