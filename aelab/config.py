@@ -374,6 +374,26 @@ def code_activation(cfg: RunConfig) -> str:
     return cfg.model.activation if a == "same" else a
 
 
+# Fields that cannot change a run, given the others: {dotted key: (test on the dotted values, why)}. One table for
+# the Train page (it greys them out) and sweeps (a grid may not vary them; runs are grouped across them).
+INACTIVE = {
+    "data.path": (lambda v: v["data.name"] != "file", "data.name is not file"),
+    "data.label_column": (lambda v: v["data.name"] != "file", "data.name is not file"),
+    "data.data_dir": (lambda v: v["data.name"] not in TORCHVISION_DATASETS, "only torchvision datasets read it"),
+    "noise.level": (lambda v: v["noise.kind"] == "none", "noise.kind is none"),
+    "sparsity.target": (lambda v: v["sparsity.kind"] != "kl", "it is used by KL sparsity only"),
+    "sparsity.weight": (lambda v: v["sparsity.kind"] == "none", "sparsity.kind is none"),
+    "train.finetune_epochs": (lambda v: v["train.strategy"] != "greedy", "end-to-end runs do not fine-tune"),
+    "train.pause_after_stage": (lambda v: v["train.strategy"] != "greedy", "end-to-end runs have one stage"),
+}
+
+
+def inactive(values, key: str) -> str | None:
+    """Why `key` cannot matter given the other dotted `values` (a dict or the page's widget state), or None."""
+    rule_ = INACTIVE.get(key)
+    return rule_[1] if rule_ and rule_[0](values) else None
+
+
 def kl_stages(cfg: RunConfig) -> tuple[int, ...]:
     """Stages (1-based) whose code is sigmoid, in (0, 1): the only ones KL sparsity is applied to."""
     n = len(cfg.model.layers)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import RunConfig, flat_items, set_key, validate
+from .config import RunConfig, flat_items, inactive, set_key, validate
 from .fsutil import atomic_write
 from .runs import Run, RunStore, Unreadable
 
@@ -38,28 +38,11 @@ DONE = ("completed",)  # a cell with a run in this state is not run again
 # ----------------------------------------------------------------------------- the cells
 
 def canonical(cfg: RunConfig) -> dict:
-    """The config's dotted items with every field that cannot matter set to its default, so two configs
-    that train the same way compare equal (noise level without noise, fine-tuning of an end-to-end run ...)."""
-    base = RunConfig()
-    c = cfg
-    if c.noise.kind == "none":
-        c = replace(c, noise=base.noise)
-    if c.sparsity.kind == "none":
-        c = replace(c, sparsity=base.sparsity)
-    elif c.sparsity.kind == "l1":
-        c = set_key(c, "sparsity.target", base.sparsity.target)
-    if c.train.strategy == "end_to_end":
-        c = c.with_overrides({"train.finetune_epochs": 0, "train.pause_after_stage": False})
-    if c.data.name != "file":
-        c = c.with_overrides({"data.path": "", "data.label_column": ""})
-    items = flat_items(c)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in items.items()}
-
-
-_WHY = {"noise.level": "noise.kind is none", "sparsity.weight": "sparsity.kind is none",
-        "sparsity.target": "it is used by KL sparsity only",
-        "train.finetune_epochs": "end-to-end runs do not fine-tune",
-        "data.path": "data.name is not file"}
+    """The config's dotted items with every field that cannot matter (config.INACTIVE: a noise level without
+    noise, fine-tuning of an end-to-end run ...) at its default, so configs that train the same way compare equal."""
+    items, default = flat_items(cfg), flat_items(RunConfig())
+    return {k: list(v) if isinstance(v, tuple) else v
+            for k, v in ((k, default[k] if inactive(items, k) else v) for k, v in items.items())}
 
 
 @dataclass(frozen=True)
@@ -139,7 +122,7 @@ def _check_each_value_matters(grid: dict[str, list[str]], cells: list[Cell]) -> 
             rest = json.dumps([(k, v) for k, v in c.values if k != key] + [("seed", c.seed)])
             by_rest.setdefault(rest, set()).add(json.dumps(canonical(c.config), sort_keys=True))
         if any(len(configs) < len(values) for configs in by_rest.values()):
-            why = _WHY.get(key, "the other settings make them train the same way")
+            why = inactive(flat_items(cells[0].config), key) or "the other settings make them train the same way"
             raise ValueError(f"--grid {key}: the values {', '.join(values)} change nothing ({why})")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ..config import RunConfig, flat_items, from_flat, rule, show, validate, validate_for_data
+from ..config import RunConfig, flat_items, from_flat, inactive, rule, show, validate, validate_for_data
 from ..paths import MAX_UPLOAD_BYTES, check_data_paths, check_inside, data_roots, keep_upload
 from ..presets import PRESETS
 from . import state
@@ -208,13 +208,7 @@ def _upload() -> None:
 
 
 def _disabled(key: str) -> bool:
-    ss = st.session_state
-    return {"data.path": ss["data.name"] != "file", "data.label_column": ss["data.name"] != "file",
-            "data.data_dir": ss["data.name"] not in ("mnist", "fashion_mnist", "kmnist", "cifar10"),
-            "noise.level": ss["noise.kind"] == "none", "sparsity.target": ss["sparsity.kind"] != "kl",
-            "sparsity.weight": ss["sparsity.kind"] == "none",
-            "train.finetune_epochs": ss["train.strategy"] != "greedy",
-            "train.pause_after_stage": ss["train.strategy"] != "greedy"}.get(key, False)
+    return inactive(st.session_state, key) is not None
 
 
 def build_panel() -> tuple[RunConfig | None, str | None]:
