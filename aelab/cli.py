@@ -180,7 +180,9 @@ def cmd_payoff(args) -> int:
     runs = [r for r in args.runs.split(",") if r]
     cfg = PayoffConfig.make(runs=runs, budgets=budgets, repeats=args.repeats, max_steps=args.max_steps,
                             patience=args.patience, lsuv=args.lsuv)
-    return run_payoff_cli(cfg, Path(runs[0]).parent)  # results live in the runs' own store
+    # results live in the runs' own store; --ray: each label draw a task of a local Ray instance or a cluster
+    ray = (args.ray_address or "local") if args.ray or args.ray_address else None
+    return run_payoff_cli(cfg, Path(runs[0]).parent, ray=ray)
 
 
 def cmd_sweep(args) -> int:
@@ -206,7 +208,7 @@ def cmd_sweep(args) -> int:
         cells = S.expand(base, grid, 1, shape)
         sweep = S.Sweep.open(store.root, grid, args.seeds, cells, ([s.describe() for s in spaces], args.trials))
         if not sweep.cells:
-            _tune(sweep, store, spaces)
+            _tune(sweep, store, spaces, args)
     else:
         if args.trials != 12:
             raise ValueError("--trials: only with --tune KEY=LO:HI")
@@ -252,7 +254,7 @@ def cmd_sweep(args) -> int:
     return 0 if all(S.cell_state(r) == "done" for r in sweep.runs(store)) else 1
 
 
-def _tune(sweep, store, spaces) -> None:
+def _tune(sweep, store, spaces, args) -> None:
     """The tuning phase of a sweep: a bar over all trials, a line per trial, the best setting per cell."""
     from tqdm import tqdm
 
@@ -267,7 +269,16 @@ def _tune(sweep, store, spaces) -> None:
         bar.update(1)
         bar.write(f"[{label}] trial {k}/{n}: {T.OBJECTIVE}=" + ("failed" if value is None else f"{value:.4g}"),
                   file=sys.stderr)
-    best = T.tune(sweep, store, spaces, on_trial=said)
+    remote = None
+    if args.ray or args.ray_address:  # each trial a Ray task; the cells' studies side by side, as locally
+        from .sweep_ray import Remote
+
+        remote = Remote(store, args.ray_address, threads=args.threads or 2)
+    try:
+        best = T.tune(sweep, store, spaces, on_trial=said, train=T.run_trial_on(remote) if remote else T.run_trial_here)
+    finally:
+        if remote:
+            remote.close()
     bar.close()
     for label, params in best.items():
         print(f"[{label}] best on validation: " + ", ".join(f"{k}={v:.4g}" for k, v in params.items()),
@@ -345,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="plateau checks (one epoch each) without a 1 %% fall of the training loss before the "
                         "learning rate drops or training stops")
     q.add_argument("--lsuv", action="store_true", help="also run scratch + BN with LSUV init")
+    q.add_argument("--ray", action="store_true", help="run each label draw as a task of a local Ray instance")
+    q.add_argument("--ray-address", metavar="ADDR", help="run the label draws on this Ray cluster")
     q.set_defaults(fn=cmd_payoff)
     w = sub.add_parser("sweep", help="a grid of settings x seeds through the job queue; groups with mean ± sd")
     w.add_argument("--preset", help="the base config (see `presets`)")

@@ -119,48 +119,89 @@ def train_cell(run_id: str, config: dict, threads: int, queue) -> list[tuple[str
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def connect(address: str | None = None):
+    """Ray, joined to `address` (a cluster) or to a local instance started here (address None)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    return ray
+
+
+class Remote:
+    """Runs trained as Ray tasks, each into a scratch store on its node; what they stream, and what they return at
+    the end, is written into the caller's `store` (see the module's text). Thread-safe: the tuning of several
+    cells waits on its own trials side by side."""
+
+    def __init__(self, store: RunStore, address: str | None = None, threads: int = 1, gpus: float = 0.0):
+        from ray.util.queue import Queue
+
+        self.ray = connect(address)
+        self.store, self.threads, self.gpus = store, threads, gpus
+        self.queue = Queue()
+        self.task = self.ray.remote(train_cell)
+        self._lock = threading.Lock()  # one drainer at a time: a run's pieces are written in the order sent
+
+    def submit(self, cfg: RunConfig):
+        """Create the run in the caller's store (queued, so the app sees it at once) and start its task;
+        returns (the run, the task's reference)."""
+        run = self.store.create(cfg)
+        atomic_write_json(run.dir / "status.json", {"status": "queued", "created": time.time(), "pid": os.getpid()})
+        gpu = self.gpus or (1.0 if cfg.train.device == "cuda" else 0.0)
+        ref = self.task.options(num_cpus=self.threads, num_gpus=gpu).remote(
+            run.id, read_json(run.dir / "config.json", {}), self.threads, self.queue)
+        return run, ref
+
+    def drain(self) -> None:
+        with self._lock:
+            while not self.queue.empty():
+                run_id, pieces = self.queue.get()
+                apply(self.store.root / run_id, pieces, os.getpid())
+
+    def finish(self, ref, run) -> None:
+        """The task is done: write the rest of its folder (or, when it died, a failed status saying why)."""
+        self.drain()
+        try:
+            pieces = self.ray.get(ref)
+            with self._lock:
+                apply(run.dir, pieces, os.getpid())
+        except self.ray.exceptions.RayError as e:  # the run says why; a re-run starts it again
+            atomic_write_json(run.dir / "status.json", {"status": "failed", "message": str(e)[:500]})
+
+    def train(self, cfg: RunConfig, poll_s: float = 0.25):
+        """One run, start to end (a tuning trial): the finished run in the caller's store."""
+        run, ref = self.submit(cfg)
+        while not self.ray.wait([ref], timeout=poll_s)[0]:
+            self.drain()
+        self.finish(ref, run)
+        return run
+
+    def close(self) -> None:
+        self.queue.shutdown()
+
+
 def run_ray(sweep: S.Sweep, store: RunStore, address: str | None = None, threads: int = 1, gpus: float = 0.0,
             on_change=None, poll_s: float = 0.25) -> None:
     """Run the cells that need it as Ray tasks (each asks for `threads` CPUs, and a GPU when the cell's
     train.device is cuda); the pieces they stream are written into `store` as they come."""
-    import ray
-    from ray.util.queue import Queue
-
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    queue = Queue()
-    task = ray.remote(train_cell)
+    remote = Remote(store, address, threads, gpus)
     pending = {}
     for i, run in enumerate(sweep.runs(store)):
         if S.cell_state(run) == "done":
             continue
         cfg = RunConfig.from_dict(sweep.cells[i]["config"])
-        local = store.create(replace(cfg, name=sweep.id))  # tagged with the sweep, as local cells are
-        atomic_write_json(local.dir / "status.json", {"status": "queued", "created": time.time(), "pid": os.getpid()})
+        local, ref = remote.submit(replace(cfg, name=sweep.id))  # tagged with the sweep, as local cells are
         sweep.cells[i]["run_id"] = local.id
-        gpu = gpus or (1.0 if cfg.train.device == "cuda" else 0.0)
-        ref = task.options(num_cpus=threads, num_gpus=gpu).remote(local.id, read_json(local.dir / "config.json", {}),
-                                                                  threads, queue)
         pending[ref] = local
     sweep.save(store.root)
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), timeout=poll_s)
-            _drain(queue, store)
+            ready, _ = remote.ray.wait(list(pending), timeout=poll_s)
+            remote.drain()
             for ref in ready:
-                run = pending.pop(ref)
-                try:
-                    apply(run.dir, ray.get(ref), os.getpid())
-                except ray.exceptions.RayError as e:  # the task died: the run says why, a re-run starts it again
-                    atomic_write_json(run.dir / "status.json", {"status": "failed", "message": str(e)[:500]})
+                remote.finish(ref, pending.pop(ref))
             if on_change:
                 on_change(sweep)
-        _drain(queue, store)
+        remote.drain()
     finally:
-        queue.shutdown()
-
-
-def _drain(queue, store: RunStore) -> None:
-    while not queue.empty():
-        run_id, pieces = queue.get()
-        apply(store.root / run_id, pieces, os.getpid())
+        remote.close()

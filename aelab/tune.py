@@ -10,6 +10,7 @@ re-run replays the finished ones into the study and goes on from there.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, replace
 
 from .config import RunConfig, flat_items, set_key, validate
@@ -92,39 +93,88 @@ def study(spaces: list[Space], seed: int, done: list[dict]):
     return s
 
 
+def outcome(run) -> float | None:
+    """A finished trial's value: its final validation error, or None when it failed or diverged."""
+    value = (run.summary() or {}).get(OBJECTIVE)
+    ok = (run.summary() or {}).get("status") == "completed" and isinstance(value, float) and math.isfinite(value)
+    return value if ok else None
+
+
 def run_trial_here(cfg: RunConfig, store: RunStore, name: str) -> tuple[str, float | None]:
     """Train one trial as a normal run through the job queue; (run id, its final validation error or None)."""
     from .worker import start_run
 
     run, proc = start_run(replace(cfg, name=name), store.root)
     proc.wait()
-    value = (run.summary() or {}).get(OBJECTIVE)
-    ok = (run.summary() or {}).get("status") == "completed" and isinstance(value, float) and math.isfinite(value)
-    return run.id, (value if ok else None)
+    return run.id, outcome(run)
+
+
+def run_trial_on(remote):
+    """Trials as Ray tasks (an aelab.sweep_ray.Remote): the same runs, trained on whichever node Ray picks."""
+    def train(cfg: RunConfig, store: RunStore, name: str) -> tuple[str, float | None]:
+        run = remote.train(replace(cfg, name=name))
+        return run.id, outcome(run)
+    return train
 
 
 def tune(sweep, store: RunStore, spaces: list[Space], train=run_trial_here, on_trial=None) -> dict:
     """Give every base config in sweep.tuning the same number of trials; returns {cell label: best params}.
-    The trials are kept in the record (saved after each), so an interrupted tuning goes on where it was."""
-    best = {}
+    The cells' studies run side by side (each cell's trials one after the other, as TPE learns from the
+    finished ones; the job queue or Ray decides how many train at once). The trials are kept in the record
+    (saved after each), so an interrupted tuning goes on where it was."""
     trials = sweep.tuning["trials"]
-    for label, cell in sweep.tuning["cells"].items():
+    lock, stop = threading.Lock(), threading.Event()  # stop: a cell failed or was interrupted: no new trials
+
+    def one(label: str, cell: dict) -> dict:
         done = cell["trials"]
         base = RunConfig.from_dict(cell["config"])
         st = study(spaces, base.train.seed, done)
         dists = _distributions(spaces)
         while len(done) < trials:
+            if stop.is_set():
+                raise KeyboardInterrupt  # another cell stopped the tuning; what is done stays recorded
             trial = st.ask(dists)
             run_id, value = train(with_params(base, trial.params), store, f"{sweep.id}-trial")
             st.tell(trial, value) if value is not None else st.tell(trial, state=_fail())
-            done.append({"params": trial.params, "value": value, "run_id": run_id})
-            sweep.save(store.root)
-            if on_trial:
-                on_trial(label, len(done), trials, value)
+            with lock:
+                done.append({"params": trial.params, "value": value, "run_id": run_id})
+                sweep.save(store.root)
+                if on_trial:
+                    on_trial(label, len(done), trials, value)
         finished = [t for t in done if t["value"] is not None]
         if not finished:
             raise ValueError(f"cell {label}: every trial failed; see the runs named {sweep.id}-trial")
-        best[label] = cell["best"] = min(finished, key=lambda t: t["value"])["params"]
+        return min(finished, key=lambda t: t["value"])["params"]
+
+    cells = sweep.tuning["cells"]
+    results: dict[str, object] = {}
+    first: list[BaseException] = []  # the error that stopped the tuning (not the stops it caused)
+
+    def run(label: str, cell: dict) -> None:
+        try:
+            results[label] = one(label, cell)
+        except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
+            with lock:
+                if not stop.is_set():
+                    first.append(e)
+                stop.set()
+    # Daemon threads, not an executor: a Ctrl-C returns at once (a trial in flight goes on in its own worker
+    # process and is not recorded; the next run of the command asks for a new one).
+    threads = [threading.Thread(target=run, args=item, daemon=True) for item in cells.items()]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except BaseException:
+        stop.set()
+        raise
+    if first:
+        raise first[0]
+    best = {label: results[label] for label in cells}
+    for label, params in best.items():
+        cells[label]["best"] = params
     sweep.save(store.root)
     return best
 

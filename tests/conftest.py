@@ -1,5 +1,6 @@
 """Tiny seeded CPU data shared by the library tests (seconds, no network, no GPU)."""
 import os
+import tempfile
 
 import pytest
 from aelab.config import RunConfig
@@ -8,6 +9,9 @@ from aelab.data import Data, make_shapes
 # No app started by a test (AppTest, a browser test's server, their subprocesses) builds the example runs in
 # the background: minutes of training beside the tests. tests/test_examples.py builds tiny ones itself.
 os.environ["AELAB_EXAMPLES"] = "0"
+# The job queue's slots are files shared by every process of a user on this machine: the test process (pytest-xdist
+# would run several) gets its own queue folder, so tests never wait on an app running beside them, nor on each other.
+os.environ["AELAB_QUEUE_DIR"] = tempfile.mkdtemp(prefix="aelab-test-queue-")
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +25,13 @@ def tiny_cfg() -> RunConfig:
     return RunConfig(name="tiny").with_overrides({
         "data.name": "shapes", "model.layers": "32,8", "train.epochs": 2, "train.batch_size": 32,
         "train.lr": 3e-3})
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray instance (2 CPUs) for every Ray test."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+

@@ -147,14 +147,15 @@ def test_tuning_gives_each_cell_the_same_trials_resumes_and_settles_on_the_best(
     calls = []
 
     def fake(cfg, store_, name):  # a validation error whose best lr is 1e-2 (and end-to-end 1 worse)
-        calls.append(cfg.train.strategy)
-        if len(calls) == 4:
+        calls.append(cfg.train.strategy)  # (the cells' studies run side by side, in two threads)
+        if calls.count("greedy") == 4 and cfg.train.strategy == "greedy":
             raise KeyboardInterrupt  # interrupted mid-tuning
         return f"run{len(calls)}", (math.log10(cfg.train.lr) + 2) ** 2 + (cfg.train.strategy == "end_to_end")
     with pytest.raises(KeyboardInterrupt):
         T.tune(sweep, store, spaces, train=fake)
     again = S.Sweep.load(tmp_path, sweep.id)  # what the record kept: 3 finished trials of the first cell
-    assert [len(c["trials"]) for c in again.tuning["cells"].values()] == [3, 0]
+    kept = [len(c["trials"]) for c in again.tuning["cells"].values()]
+    assert kept[0] == 3 and kept[1] == calls.count("end_to_end") <= 6  # the other cell stopped at a trial's end
     best = T.tune(again, store, spaces, train=fake)
     assert calls.count("greedy") == 7 and calls.count("end_to_end") == 6  # 6 each, + the interrupted one
     assert all(len(c["trials"]) == 6 for c in again.tuning["cells"].values())

@@ -29,15 +29,6 @@ def test_a_folder_streamed_in_pieces_arrives_whole(tmp_path):
     assert (dst / "snapshots" / "00001.npz").read_bytes() == b"npz" and changes(src, sent) == []
 
 
-@pytest.fixture(scope="session")
-def ray_local():
-    """One local Ray instance (2 CPUs) for every Ray test."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
 def test_a_ray_cell_gives_the_local_records_and_arrives_complete(ray_local, tmp_path, monkeypatch):
     """The same cell on Ray (a scratch store on the node, streamed back) and here (worker.execute in this
     process, as a local worker runs it), one torch thread each: the same epoch records, timing aside."""
@@ -71,3 +62,31 @@ def test_a_ray_cell_gives_the_local_records_and_arrives_complete(ray_local, tmp_
     assert remote.config.name == sweep.id  # tagged with its sweep, as a local cell
     assert remote.summary()["test_full_sq_err"] == pytest.approx(here.summary()["test_full_sq_err"])
     assert remote.load_model() is not None  # the weights came across whole
+
+
+def test_tuning_trials_run_as_ray_tasks_and_land_in_the_callers_store(ray_local, tmp_path):
+    """--tune with --ray: each cell's trials are Ray tasks (the two cells' studies side by side); every trial
+    arrives as a finished run in the caller's store, and the value the study learnt from is that run's own
+    validation error."""
+    from aelab import tune as T
+    from aelab.sweep_ray import Remote
+
+    base = RunConfig().with_overrides({"data.name": "shapes", "model.layers": "16,4", "train.epochs": 1,
+                                       "train.finetune_epochs": 1, "train.strategy": "greedy",
+                                       "train.batch_size": 64, "train.lr": 0.003})
+    spaces = T.parse(["train.lr=1e-3:1e-2:log"], base)
+    cells = S.expand(base, S.parse_grid(["train.strategy=greedy,end_to_end"]), 1, (1, 16, 16))
+    store = RunStore(tmp_path)
+    sweep = S.Sweep.open(tmp_path, {}, 1, cells, ([s.describe() for s in spaces], 2))
+    remote = Remote(store, threads=1)
+    try:
+        best = T.tune(sweep, store, spaces, train=T.run_trial_on(remote))
+    finally:
+        remote.close()
+    trials = [t for c in sweep.tuning["cells"].values() for t in c["trials"]]
+    assert len(trials) == 4 and set(best) == set(sweep.tuning["cells"])
+    for t in trials:
+        run = store.get(t["run_id"])
+        assert run.status()["status"] == "completed" and run.config.name == f"{sweep.id}-trial"
+        assert run.config.train.lr == pytest.approx(t["params"]["train.lr"])
+        assert t["value"] == run.summary()[T.OBJECTIVE] and (run.dir / "weights.safetensors").exists()

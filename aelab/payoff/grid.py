@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from ..data import Data, load_data
-from ..model import build_model
 from ..fsutil import atomic_write
+from ..model import build_model
 from ..runs import Run, atomic_write_json
 from . import stats
 from .classifiers import (Classifier, TrainingRule, accuracy, encoder_codes, fit_logistic, fit_network,
@@ -184,20 +184,40 @@ def _run_grid(cfg: PayoffConfig, out_dir: Path | None, progress, rule: TrainingR
     data = load_payoff_data(runs)
     rule = rule or cfg.rule()
     methods, features = plan(cfg), Features(data, runs)
+    todo = draws(cfg, data)
+    total, rows, done = len(methods) * len(todo), [], iter(range(1, len(methods) * len(todo) + 1))
+    for budget, rep in todo:
+        rows += run_draw(cfg, runs, data, features, budget, rep, rule,
+                         on_cell=lambda msg: progress(next(done), total, msg))
+    return finish(cfg, rule, data, rows, out_dir)
+
+
+def draws(cfg: PayoffConfig, data: Data) -> list[tuple[int, int]]:
+    """(label budget, repeat) pairs, in the order the rows are reported. Each is one label draw that every
+    method trains on; draws are independent of each other, so they can run anywhere (aelab.payoff.remote)."""
     budgets = [min(b, len(data.x_train)) if b else 0 for b in cfg.budgets]
-    total, rows = len(methods) * len(budgets) * cfg.repeats, []
-    for budget in budgets:
-        for rep in range(cfg.repeats):
-            seed = 1000 * rep + budget  # the same label draw and seed for every method: paired repeats
-            idx = balanced_indices(data.y_train, budget, seed)
-            for method, ri in methods:
-                t0 = time.perf_counter()
-                cell = run_cell(method, ri, runs, data, features, idx, rule, seed)
-                rows.append({"method": method, "label": LABELS[method], "run": runs[ri].id,
-                             "run_label": run_label(runs[ri]) if method in PRETRAINED_METHODS else "",
-                             "budget": len(idx), "budget_asked": budget or "all", "repeat": rep, "seed": seed,
-                             "split": "test", **cell, "seconds": round(time.perf_counter() - t0, 3)})
-                progress(len(rows), total, f"{LABELS[method]} at {len(idx)} labels (repeat {rep + 1})")
+    return [(budget, rep) for budget in budgets for rep in range(cfg.repeats)]
+
+
+def run_draw(cfg: PayoffConfig, runs: list[Run], data: Data, features: Features, budget: int, rep: int,
+             rule: TrainingRule, on_cell=lambda msg: None) -> list[dict]:
+    """Every method on one label draw: the rows of the grid for (budget, repeat)."""
+    seed = 1000 * rep + budget  # the same label draw and seed for every method: paired repeats
+    idx = balanced_indices(data.y_train, budget, seed)
+    rows = []
+    for method, ri in plan(cfg):
+        t0 = time.perf_counter()
+        cell = run_cell(method, ri, runs, data, features, idx, rule, seed)
+        rows.append({"method": method, "label": LABELS[method], "run": runs[ri].id,
+                     "run_label": run_label(runs[ri]) if method in PRETRAINED_METHODS else "",
+                     "budget": len(idx), "budget_asked": budget or "all", "repeat": rep, "seed": seed,
+                     "split": "test", **cell, "seconds": round(time.perf_counter() - t0, 3)})
+        on_cell(f"{LABELS[method]} at {len(idx)} labels (repeat {rep + 1})")
+    return rows
+
+
+def finish(cfg: PayoffConfig, rule: TrainingRule, data: Data, rows: list[dict], out_dir: Path | None) -> dict:
+    """The rows with their statistics and what they were computed from; written into out_dir when given."""
     result = summarise(rows)
     result.update(config=asdict(cfg), rule=asdict(rule), rule_text=rule.describe(), dataset=data.describe())
     if out_dir is not None:

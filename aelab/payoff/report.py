@@ -18,8 +18,9 @@ def print_result(result: dict, repeats: int) -> None:
     print("\ntraining rule: " + result["rule_text"])
 
 
-def run_payoff_cli(cfg: PayoffConfig, runs_dir: str | os.PathLike = "runs") -> int:
-    """Run the grid in this process (or reuse a cached result); the results.csv path is the last line."""
+def run_payoff_cli(cfg: PayoffConfig, runs_dir: str | os.PathLike = "runs", ray: str | None = None) -> int:
+    """Run the grid in this process, or on Ray (`ray`: "local" or a cluster address), or reuse a cached
+    result; the results.csv path is the last line."""
     from tqdm import tqdm
 
     out = payoff_dir(cfg, runs_dir)
@@ -31,7 +32,12 @@ def run_payoff_cli(cfg: PayoffConfig, runs_dir: str | os.PathLike = "runs") -> i
             bar.total = total
             bar.n = done
             bar.set_postfix_str(msg, refresh=True)
-        result = run_payoff(cfg, out, progress)
+        if ray:
+            from .remote import run_payoff_ray
+
+            result = run_payoff_ray(cfg, out, progress, address=None if ray == "local" else ray)
+        else:
+            result = run_payoff(cfg, out, progress)
         bar.close()
     else:
         print("(cached result)", file=sys.stderr)
