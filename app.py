@@ -1,26 +1,19 @@
-"""aelab: the Streamlit frame. Routes between the pages with st.navigation and starts the shared
-background processes once per server (the warm training worker, the UMAP projection process and, when
-some are missing, the build of the example runs).
+"""aelab: `streamlit run app.py` (what ./run_app.sh runs) serves the lab (lab.py: the pages and their navigation).
 
-The pages live in app_pages/, not pages/: a `pages/` folder beside the main script puts Streamlit in its
-legacy multipage mode, where a deep link (/Train) runs the page without this frame."""
-from pathlib import Path
+An st.App, for its lifespan hook: the services that make the first Launch fast start with the server, before
+any browser connects: the warm training worker (it imports torch and warms up for seconds) and the UMAP
+projection process. lab.py asks for the same services on each page view; they are started once per server."""
+from contextlib import asynccontextmanager
 
 import streamlit as st
 
-from aelab.ui import examples, home, state
 
-HERE = Path(__file__).parent
+@asynccontextmanager
+async def lifespan(_app):
+    from aelab.ui import state
 
-st.set_page_config(page_title="aelab", page_icon=":material/hub:", layout="wide")
-state.pool()  # a warm worker waits for the first Launch
-state.start_projector()  # UMAP compiles once, in its own long-lived process
-examples.start()  # missing example runs: built in the background, behind anything a person launches
-pages = [st.Page(home.page, title="Home", icon=":material/home:", default=True),
-         st.Page(HERE / "app_pages/1_Train.py", title="Train", icon=":material/monitoring:"),
-         st.Page(HERE / "app_pages/2_Compare.py", title="Compare", icon=":material/compare_arrows:"),
-         st.Page(HERE / "app_pages/3_Inspect.py", title="Inspect", icon=":material/search:")]
-if (HERE / "app_pages/4_Payoff.py").exists():  # does pretraining pay off with few labels?
-    pages.append(st.Page(HERE / "app_pages/4_Payoff.py", title="Payoff", icon=":material/target:"))
-pages.append(st.Page(HERE / "app_pages/5_Sweep.py", title="Sweep", icon=":material/grid_view:"))
-st.navigation(pages).run()
+    state.start_services()
+    yield
+
+
+app = st.App("lab.py", lifespan=lifespan)

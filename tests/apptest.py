@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(Path(__file__).resolve().parents[1] / "lab.py")  # the frame script (app.py serves it as an st.App)
 
 
 def lab_env(mp: pytest.MonkeyPatch, runs_dir) -> None:
@@ -17,7 +17,7 @@ def lab_env(mp: pytest.MonkeyPatch, runs_dir) -> None:
 
 
 def open_page(page: str | None = None, **query) -> AppTest:
-    """Run app.py with the URL's query parameters, switch to `page`, and check nothing raised."""
+    """Run the lab (lab.py) with the URL's query parameters, switch to `page`, and check nothing raised."""
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params.update(query)
     at.run()

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 HEAVY = ("torch", "torchvision", "umap", "sklearn", "matplotlib")
-APP = Path(__file__).resolve().parents[1] / "app.py"
+APP = Path(__file__).resolve().parents[1] / "lab.py"  # the frame: app.py only serves it
 SCRIPT = f"""
 import json, sys
 from streamlit.testing.v1 import AppTest

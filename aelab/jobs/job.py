@@ -51,13 +51,14 @@ class Job:
         while not self._stop.wait(every):
             self.set(heartbeat=time.time())
 
-    def wait_turn(self, cancelled=lambda: False) -> bool:
-        """Wait for a slot (no wait without a queue); False if cancelled (cancel() or `cancelled()`)."""
+    def wait_turn(self, cancelled=lambda: False, on_wait=lambda: None) -> bool:
+        """Wait for a slot (no wait without a queue); False if cancelled (cancel() or `cancelled()`).
+        on_wait() is called once if the job has to wait (not when a slot is free at once)."""
         if self.queue is None:
             return True
         ticket = self.rec.get("ticket") or self.queue.take_ticket(self.folder)
         self.set(ticket=ticket)
-        self.slot = self._wait(ticket, cancelled)
+        self.slot = self._wait(ticket, cancelled, on_wait)
         if self.slot is None:
             self.end("cancelled")
             return False
@@ -68,8 +69,15 @@ class Job:
     def priority(self) -> int:
         return self.rec.get("priority", 0)
 
-    def _wait(self, ticket: int, cancelled):
-        return self.queue.wait(ticket, on_position=lambda p: self.set(position=p),
+    def _wait(self, ticket: int, cancelled, on_wait=lambda: None):
+        waited = []
+
+        def position(p: int) -> None:
+            self.set(position=p)
+            if not waited:
+                waited.append(p)
+                on_wait()
+        return self.queue.wait(ticket, on_position=position,
                                cancelled=lambda: cancel_requested(self.folder) or cancelled(),
                                priority=self.priority, folder=self.folder)
 

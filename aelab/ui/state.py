@@ -60,6 +60,12 @@ def start_projector() -> None:
     _projector(str(runs_dir()))
 
 
+def start_services() -> None:
+    """The warm worker and the projector of this server (once; again only if the server's runs folder changes)."""
+    pool()
+    start_projector()
+
+
 def umap_state() -> str:
     """'off', 'warming' or 'ready'."""
     proc = _projector(str(runs_dir()))
