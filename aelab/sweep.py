@@ -262,11 +262,8 @@ def run_local(sweep: Sweep, store: RunStore, jobs: int | None = None, on_change=
 
 
 def _run_local(sweep: Sweep, store: RunStore, jobs: int, on_change, poll_s: float) -> None:
-    from .worker import WorkerPool
+    from .worker import start_resume, start_run
 
-    # A warm standby worker, as in the app: while cells train, the next worker imports torch and loads the data
-    # (seconds of one core), so a cell starts at once when another ends (measured in scripts/bench_sweep).
-    pool = WorkerPool(store.root)
     live: dict[int, object] = {}  # cell index -> worker process
     todo = [i for i, r in enumerate(sweep.runs(store)) if cell_state(r) != "done"]
     try:
@@ -279,10 +276,10 @@ def _run_local(sweep: Sweep, store: RunStore, jobs: int, on_change, poll_s: floa
                 run = sweep.runs(store)[i]
                 state = cell_state(run)
                 if state == "resume":
-                    live[i] = pool.resume_process(run)[1]
+                    live[i] = start_resume(run)
                 elif state == "start":
                     cfg = RunConfig.from_dict(sweep.cells[i]["config"])
-                    run, live[i] = pool.launch(replace(cfg, name=sweep.id))  # tagged: listed by sweep
+                    run, live[i] = start_run(replace(cfg, name=sweep.id), store.root)  # tagged: listed by sweep
                     sweep.cells[i]["run_id"] = run.id
                     sweep.save(store.root)
             if on_change:
@@ -296,8 +293,6 @@ def _run_local(sweep: Sweep, store: RunStore, jobs: int, on_change, poll_s: floa
         for proc in live.values():
             proc.wait()
         raise
-    finally:
-        pool.shutdown()
 
 
 # ----------------------------------------------------------------------------- groups and statistics

@@ -123,22 +123,6 @@ def warm_up() -> None:
     opt.step()
 
 
-def ready_ahead(run: Run) -> None:
-    """While a run waits in line (behind a sweep's other cells, say), pay now what it would pay once its turn
-    comes: its data, the first optimizer step's imports and the end-of-run probe's scikit-learn (several
-    seconds of one core that would otherwise be spent with a slot held). Any error is the run's to report
-    later, when it starts."""
-    try:
-        from .data import load_data
-
-        load_data(run.config.data)
-        warm_up()
-        from . import evaluate  # noqa: F401
-        from sklearn.linear_model import LogisticRegression  # noqa: F401
-    except Exception:  # noqa: BLE001
-        pass
-
-
 def share_cores(job: jobs.Job) -> int:
     """Set torch's threads to this job's fair share of the cores (no oversubscription)."""
     import torch
@@ -172,8 +156,7 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
     control = FileControl(run, job if queue else None)
     signal.signal(signal.SIGTERM, control.signal_stop)
     writer.set_status(status="queued", pid=os.getpid())
-    ahead = threading.Thread(target=ready_ahead, args=(run,), daemon=True)
-    if not job.wait_turn(cancelled=control.stop_asked, on_wait=ahead.start):
+    if not job.wait_turn(cancelled=control.stop_asked):
         summary = {"status": "cancelled", "message": "cancelled before it started"}
         writer.finish(summary)
         return summary
@@ -376,10 +359,6 @@ class WorkerPool:
         self._standby = jobs.spawn("aelab.worker", "--standby", service=True, stdin=subprocess.PIPE)
 
     def start(self, cfg: RunConfig) -> Run:
-        return self.launch(cfg)[0]
-
-    def launch(self, cfg: RunConfig) -> tuple[Run, subprocess.Popen]:
-        """start(), also returning the worker process that got the run."""
         validate(cfg)
         run = self.store.create(cfg)
         return self._launch(run, lambda pid: jobs.prepare(run.dir, "train", queue=jobs.Queue(), pid=pid))
@@ -392,16 +371,13 @@ class WorkerPool:
         runs = [self.store.create(cfg) for cfg in cfgs]
         group = [str(r.dir) for r in runs]
         return [self._launch(r, lambda pid, r=r: jobs.prepare(r.dir, "train", queue=jobs.Queue(), pid=pid,
-                                                              group=group))[0] for r in runs]
+                                                              group=group)) for r in runs]
 
     def resume(self, run: Run) -> Run:
         """Continue an interrupted run from its checkpoint (ValueError when it cannot be)."""
-        return self.resume_process(run)[0]
-
-    def resume_process(self, run: Run) -> tuple[Run, subprocess.Popen]:
         return self._launch(run, lambda pid: prepare_resume(run, pid))
 
-    def _launch(self, run: Run, prepare) -> tuple[Run, subprocess.Popen]:
+    def _launch(self, run: Run, prepare) -> Run:
         """Hand run to the standby (or a fresh process); prepare(pid) queues it first."""
         with self._lock:
             self.reap()
@@ -421,7 +397,7 @@ class WorkerPool:
                 self._respawn_later()
             else:
                 self._spawn_standby()
-        return run, proc
+        return run
 
     def reap(self) -> None:
         """Collect finished children so none stays a zombie."""

@@ -51,14 +51,13 @@ class Job:
         while not self._stop.wait(every):
             self.set(heartbeat=time.time())
 
-    def wait_turn(self, cancelled=lambda: False, on_wait=lambda: None) -> bool:
-        """Wait for a slot (no wait without a queue); False if cancelled (cancel() or `cancelled()`).
-        on_wait() is called once if the job has to wait (not when a slot is free at once)."""
+    def wait_turn(self, cancelled=lambda: False) -> bool:
+        """Wait for a slot (no wait without a queue); False if cancelled (cancel() or `cancelled()`)."""
         if self.queue is None:
             return True
         ticket = self.rec.get("ticket") or self.queue.take_ticket(self.folder)
         self.set(ticket=ticket)
-        self.slot = self._wait(ticket, cancelled, on_wait)
+        self.slot = self._wait(ticket, cancelled)
         if self.slot is None:
             self.end("cancelled")
             return False
@@ -69,15 +68,8 @@ class Job:
     def priority(self) -> int:
         return self.rec.get("priority", 0)
 
-    def _wait(self, ticket: int, cancelled, on_wait=lambda: None):
-        waited = []
-
-        def position(p: int) -> None:
-            self.set(position=p)
-            if not waited:
-                waited.append(p)
-                on_wait()
-        return self.queue.wait(ticket, on_position=position,
+    def _wait(self, ticket: int, cancelled):
+        return self.queue.wait(ticket, on_position=lambda p: self.set(position=p),
                                cancelled=lambda: cancel_requested(self.folder) or cancelled(),
                                priority=self.priority, folder=self.folder)
 
