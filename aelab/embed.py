@@ -143,12 +143,12 @@ class Projector:
             kw.update(init=pca_2d(x).astype(np.float64) + 1e-4 * np.random.default_rng(0).standard_normal((n, 2)))
         return umap.UMAP(**kw).fit_transform(x).astype(np.float32)
 
-    def warm(self, big: bool = True) -> None:
-        """Compile the kernels now (small fit; a >= 4096-point fit compiles the NN-descent path)."""
+    def warm(self) -> None:
+        """Compile the kernels now, on a small fit. Every map has at most train.N_PROBE_CODES (2,000) points, where
+        umap-learn finds neighbours exactly: its approximate (NN-descent) path, which only a >= 4096-point fit
+        compiles (about 25 s more), is never needed, so it is not warmed."""
         rng = np.random.default_rng(0)
         self.fit(rng.standard_normal((300, 8)).astype(np.float32))
-        if big:
-            self.fit(rng.standard_normal((4200, 8)).astype(np.float32))
 
 
 def load_codes(snapshot: Path) -> np.ndarray | None:
@@ -221,6 +221,24 @@ def work_once(proj, runs_dir: Path) -> int:
     return done
 
 
+READY_FILE = ".umap_ready"  # written once the process is warm (its warm-up seconds inside)
+WARMING_FILE = ".umap_warming"  # when this start's warm-up began
+LAST_WARMUP_FILE = ".umap_warmup_s"  # how long the last warm-up took: outlives the server, for the estimate
+
+
+def warmup_eta(runs_dir: str | os.PathLike, now: float | None = None) -> tuple[float, float | None]:
+    """(seconds the warm-up has run, seconds it took the last time or None when never measured here)."""
+    root, now = Path(runs_dir), time.time() if now is None else now
+
+    def number(name: str) -> float | None:
+        try:
+            return float((root / name).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+    started = number(WARMING_FILE)
+    return (max(0.0, now - started) if started else 0.0), number(LAST_WARMUP_FILE)
+
+
 def serve(runs_dir: str, parent: int | None = None) -> int:
     """The projection process: warm up, then project new frames until the parent (app) goes away.
 
@@ -229,13 +247,15 @@ def serve(runs_dir: str, parent: int | None = None) -> int:
     parent = parent or os.getppid()
     os.nice(10)  # a map may lag a little; the server and the training worker must not
     root = Path(runs_dir)
-    ready = root / ".umap_ready"
+    ready = root / READY_FILE
     ready.unlink(missing_ok=True)
     t = time.time()
-    proj = Projector()
-    proj.warm(big=os.environ.get("AELAB_UMAP_WARM_BIG", "1") == "1")
     root.mkdir(parents=True, exist_ok=True)
+    (root / WARMING_FILE).write_text(f"{t}\n")  # for the app's wait estimate
+    proj = Projector()
+    proj.warm()
     ready.write_text(f"{time.time() - t:.1f}\n")
+    (root / LAST_WARMUP_FILE).write_text(f"{time.time() - t:.1f}\n")  # kept: the next start's estimate
     print(f"aelab.embed: UMAP warm after {time.time() - t:.1f} s, watching {root}", flush=True)
     while os.getppid() == parent:
         if not work_once(proj, root):

@@ -6,7 +6,9 @@ same `worker.execute` as a local cell. While it trains, a thread in the task sen
 (the appended part of metrics.jsonl, status.json, new snapshots and probe images) every CADENCE_S through a Ray
 queue; the caller writes those pieces into its store, so the app's live view follows a remote cell as it follows
 a local one. At the end the task returns the rest (weights, summary, the final files), and the folder in the
-caller's store is complete: config, metrics, snapshots, weights, summary.
+caller's store is complete: config, metrics, snapshots, weights, summary. The other way, a control request written
+into the caller's copy (the app's Stop, Pause, Resume: control.json) reaches the task through a small actor
+(`Controls`) at the same cadence, and the worker obeys it between batches as it would locally.
 
 In the caller's copy, status.json names the caller's own process as the run's pid: if the caller dies, nothing
 more can arrive, and the run reads as interrupted, as a local run whose worker died does.
@@ -87,8 +89,23 @@ def read_json_bytes(data: bytes) -> dict:
         return {}
 
 
-def train_cell(run_id: str, config: dict, threads: int, queue) -> list[tuple[str, int, bytes]]:
-    """The task: train the cell into a scratch store on this node, streaming its folder; returns the rest."""
+class Controls:
+    """A Ray actor holding the control requests (control.json: stop, pause, resume) that the caller's copies of
+    remote runs received, e.g. from the app's Stop button. Each task reads its own at the streaming cadence."""
+
+    def __init__(self):
+        self.by_run: dict[str, bytes] = {}
+
+    def set(self, run_id: str, data: bytes) -> None:
+        self.by_run[run_id] = data
+
+    def get(self, run_id: str) -> bytes | None:
+        return self.by_run.get(run_id)
+
+
+def train_cell(run_id: str, config: dict, threads: int, queue, controls=None) -> list[tuple[str, int, bytes]]:
+    """The task: train the cell into a scratch store on this node, streaming its folder (and taking the caller's
+    control requests into it, where the worker reads them between batches); returns the rest."""
     import torch
 
     from .worker import execute
@@ -104,9 +121,17 @@ def train_cell(run_id: str, config: dict, threads: int, queue) -> list[tuple[str
         done = threading.Event()
 
         def stream():
+            told = None
             while not done.wait(CADENCE_S):
                 if pieces := changes(run_dir, sent):
                     queue.put((run_id, pieces))
+                if controls is not None:
+                    import ray
+
+                    ctl = ray.get(controls.get.remote(run_id))
+                    if ctl is not None and ctl != told:
+                        atomic_write(run_dir / "control.json", ctl)
+                        told = ctl
         streamer = threading.Thread(target=stream, daemon=True)
         streamer.start()
         from .runs import Run
@@ -139,8 +164,10 @@ class Remote:
         self.ray = connect(address)
         self.store, self.threads, self.gpus = store, threads, gpus
         self.queue = Queue()
+        self.controls = self.ray.remote(Controls).options(num_cpus=0).remote()
         self.task = self.ray.remote(train_cell)
         self._lock = threading.Lock()  # one drainer at a time: a run's pieces are written in the order sent
+        self._live: dict[str, tuple[object, bytes | None]] = {}  # run id -> (run, the control last passed on)
 
     def submit(self, cfg: RunConfig):
         """Create the run in the caller's store (queued, so the app sees it at once) and start its task;
@@ -149,18 +176,31 @@ class Remote:
         atomic_write_json(run.dir / "status.json", {"status": "queued", "created": time.time(), "pid": os.getpid()})
         gpu = self.gpus or (1.0 if cfg.train.device == "cuda" else 0.0)
         ref = self.task.options(num_cpus=self.threads, num_gpus=gpu).remote(
-            run.id, read_json(run.dir / "config.json", {}), self.threads, self.queue)
+            run.id, read_json(run.dir / "config.json", {}), self.threads, self.queue, self.controls)
+        with self._lock:
+            self._live[run.id] = (run, None)
         return run, ref
 
     def drain(self) -> None:
+        """Write what the tasks sent into the caller's store; pass on new control requests to them."""
         with self._lock:
             while not self.queue.empty():
                 run_id, pieces = self.queue.get()
                 apply(self.store.root / run_id, pieces, os.getpid())
+            for run_id, (run, told) in list(self._live.items()):
+                try:
+                    ctl = (run.dir / "control.json").read_bytes()
+                except FileNotFoundError:
+                    continue
+                if ctl != told:
+                    self.controls.set.remote(run_id, ctl)
+                    self._live[run_id] = (run, ctl)
 
     def finish(self, ref, run) -> None:
         """The task is done: write the rest of its folder (or, when it died, a failed status saying why)."""
         self.drain()
+        with self._lock:
+            self._live.pop(run.id, None)
         try:
             pieces = self.ray.get(ref)
             with self._lock:

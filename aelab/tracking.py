@@ -9,7 +9,8 @@ when AELAB_TENSORBOARD=DIR is set.
 
 MLflow (`to_mlflow`, optional: only when mlflow is installed): one MLflow run per aelab run with the config
 as params, the metrics with their steps, the summary's numbers, and config / summary / weights as artifacts;
-a race's runs are nested under one parent run. Exporting a run twice finds the first MLflow run again.
+a race's runs, and a sweep's cells and tuning trials, are nested under one parent run. Exporting a run twice finds
+the first MLflow run again.
 """
 from __future__ import annotations
 
@@ -158,7 +159,7 @@ class LiveTensorBoard:
 # ----------------------------------------------------------------------------- MLflow
 
 def to_mlflow(run: Run, tracking_uri: str | None = None, experiment: str = EXPERIMENT) -> str:
-    """Log a run folder as one MLflow run (nested under its race's parent run); returns the MLflow run id.
+    """Log a run folder as one MLflow run (nested under its race's or sweep's parent run); returns the MLflow run id.
     tracking_uri None: MLflow's own default (MLFLOW_TRACKING_URI, else its default store)."""
     try:
         from mlflow.exceptions import MlflowException
@@ -181,9 +182,10 @@ def _log_mlflow(run: Run, tracking_uri: str | None, experiment: str) -> str:
     if found:
         return found[0].info.run_id
     tags = {"aelab.run_id": run.id, "aelab.run_dir": str(run.dir.resolve()), "mlflow.runName": run.id}
-    race_id = _race_of(run)
-    if race_id:
-        tags.update({"mlflow.parentRunId": _parent(client, exp_id, race_id), "aelab.race_id": race_id})
+    group = _group_of(run)
+    if group:
+        kind, gid = group
+        tags.update({"mlflow.parentRunId": _parent(client, exp_id, kind, gid), f"aelab.{kind}_id": gid})
     mid = client.create_run(exp_id, tags=tags).info.run_id
     t0 = int(1000 * (run.status().get("started") or 0)) or None
     params = [Param(k, ",".join(map(str, v)) if isinstance(v, tuple) else str(v))
@@ -218,23 +220,32 @@ def _log_mlflow(run: Run, tracking_uri: str | None, experiment: str) -> str:
     return mid
 
 
-def _race_of(run: Run) -> str | None:
-    """The race this run is an arm of (runs/races/*.json lists each race's run ids), or None."""
+def _group_of(run: Run) -> tuple[str, str] | None:
+    """("race", id) when the run is an arm of a race (runs/races/*.json list their run ids), ("sweep", id) when it
+    is a cell or a tuning trial of a sweep (runs/sweeps/*.json), else None."""
     from .race import RACES_DIR
+    from .sweep import SWEEPS_DIR
 
-    for path in sorted((run.dir.parent / RACES_DIR).glob("*.json")):
-        try:
-            if run.id in json.loads(path.read_text()).get("run_ids", []):
-                return path.stem
-        except (OSError, ValueError, AttributeError):
-            continue
+    for kind, folder in (("race", RACES_DIR), ("sweep", SWEEPS_DIR)):
+        for path in sorted((run.dir.parent / folder).glob("*.json")):
+            try:
+                rec = json.loads(path.read_text())
+                ids = set(rec.get("run_ids", [])) | {c.get("run_id") for c in rec.get("cells", [])}
+                for cell in ((rec.get("tuning") or {}).get("cells") or {}).values():
+                    ids |= {t.get("run_id") for t in cell.get("trials", [])}
+            except (OSError, ValueError, AttributeError, TypeError):
+                continue
+            if run.id in ids:
+                return kind, path.stem
     return None
 
 
-def _parent(client, exp_id: str, race_id: str) -> str:
-    found = client.search_runs([exp_id], f"tags.`aelab.race_parent` = '{race_id}'", max_results=1)
+def _parent(client, exp_id: str, kind: str, group_id: str) -> str:
+    """The MLflow run that holds a race's arms or a sweep's cells (made once, found again after)."""
+    tag = f"aelab.{kind}_parent"
+    found = client.search_runs([exp_id], f"tags.`{tag}` = '{group_id}'", max_results=1)
     if found:
         return found[0].info.run_id
-    parent = client.create_run(exp_id, tags={"aelab.race_parent": race_id, "mlflow.runName": race_id}).info.run_id
-    client.set_terminated(parent)  # a container for the arms, not a run of its own
+    parent = client.create_run(exp_id, tags={tag: group_id, "mlflow.runName": group_id}).info.run_id
+    client.set_terminated(parent)  # a container for the runs, not a run of its own
     return parent

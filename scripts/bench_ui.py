@@ -9,8 +9,13 @@ For each repeat: start `streamlit run app.py` on a fresh port and an empty runs 
                 ratio to the baseline
   first loss:   click Launch -> the live loss chart shows its first training point (1st click, right
                 after the page came up; the warm worker may still be importing torch)
+  first UMAP:   process start -> the first run's live code map is a UMAP layout (not PCA); the first run
+                trains long enough (train.epochs=300 from the URL) and is stopped once the map is UMAP
   first loss 2: the same for a second Launch once the app has settled (the first run stopped and
                 SETTLE_S passed: the warm worker is ready, the UMAP warm-up is done or under way)
+  UMAP refresh: after the repeats, in this process: a warm projector maps each stored frame of the last
+                first run (2,000 codes) from the previous frame's layout, as the projection process does
+                for a live run; the median seconds a frame
 """
 from __future__ import annotations
 
@@ -29,6 +34,10 @@ ENABLED = """() => { const b = document.querySelectorAll('.st-key-launch button'
 FIRST_POINT = """(old) => { const t = [...document.querySelectorAll('.st-key-live_loss .gtitle')].map(e => e.textContent);
                             const m = t.length ? t[t.length - 1].match(/loss: (\\d+) steps/) : null;
                             return m && +m[1] > 0 && location.search.includes('run=') && !location.search.includes(old); }"""
+
+
+FIRST_RUNS: list[Path] = []  # each repeat's first run (its stored frames feed the UMAP refresh measurement)
+UMAP_SHOWN = """() => /UMAP from the warm projection process|UMAP of epoch/.test(document.body.innerText)"""
 
 
 def click_to_first_loss(pg, old_run: str) -> float:
@@ -70,21 +79,41 @@ def one(pw) -> dict:
         browser = pw.chromium.launch(executable_path=server.CHROMIUM, args=server.CHROMIUM_ARGS)
         server.wait_healthy(base, proc)
         pg = browser.new_page(viewport={"width": 1500, "height": 1200})
-        pg.goto(base + "/Train")
+        pg.goto(base + "/Train?train.epochs=300")  # long enough for its map to turn UMAP
         pg.wait_for_function(ENABLED, polling=20, timeout=120_000)
         cold = time.perf_counter() - t0
         first = click_to_first_loss(pg, "")
         run1 = re.search(r"run=([^&]+)", pg.url).group(1)
+        pg.wait_for_function(UMAP_SHOWN, polling=100, timeout=300_000)
+        umap_s = time.perf_counter() - t0
         pg.locator(".st-key-stop button").first.click()
         pg.wait_for_timeout(SETTLE_S * 1000)
         pg.goto(base + "/Train")  # a fresh page view, as a user starting the next experiment
         second = click_to_first_loss(pg, run1)
         pg.locator(".st-key-stop button").first.click()
         browser.close()
+        FIRST_RUNS.append(runs / run1)
         return {"baseline_one_page_s": floor, "cold_start_s": cold, "cold_vs_baseline": cold / floor,
-                "click_to_first_loss_s": first, "click_to_first_loss_warm_s": second}
+                "click_to_first_loss_s": first, "start_to_first_umap_map_s": umap_s,
+                "click_to_first_loss_warm_s": second}
     finally:
         server.stop(proc)
+
+
+def umap_refresh(run_dir: Path) -> float:
+    """Median seconds a warm projector takes for one frame of a live run (<= 2,000 codes) from the last layout."""
+    from aelab.embed import Projector, load_codes
+
+    frames = [c for p in sorted((run_dir / "snapshots").glob("[0-9]*.npz")) if (c := load_codes(p)) is not None]
+    proj = Projector()
+    proj.warm()
+    xy, times = proj.fit(frames[0]), []
+    for codes in frames[1:]:
+        t = time.perf_counter()
+        xy = proj.fit(codes, init=xy)
+        times.append(time.perf_counter() - t)
+    print(f"UMAP refresh: {len(times)} frames of {len(frames[0])} codes", flush=True)
+    return statistics.median(times)
 
 
 def main() -> int:
@@ -98,6 +127,9 @@ def main() -> int:
         for i in range(args.repeats):
             rows.append(one(pw))
             print(f"repeat {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1].items()), flush=True)
+    rows[0]["umap_refresh_s"] = umap_refresh(FIRST_RUNS[-1])
+    for r in rows[1:]:
+        r["umap_refresh_s"] = rows[0]["umap_refresh_s"]
     for k in rows[0]:
         vals = [r[k] for r in rows]
         unit = "" if k.endswith("baseline") else " s"

@@ -9,8 +9,8 @@ from aelab.data import Data, make_shapes
 # No app started by a test (AppTest, a browser test's server, their subprocesses) builds the example runs in
 # the background: minutes of training beside the tests. tests/test_examples.py builds tiny ones itself.
 os.environ["AELAB_EXAMPLES"] = "0"
-# The job queue's slots are files shared by every process of a user on this machine: the test process (pytest-xdist
-# would run several) gets its own queue folder, so tests never wait on an app running beside them, nor on each other.
+# The job queue's slots are files shared by every process of a user on this machine: the test process gets its own
+# queue folder, so tests never wait on an app running beside them (nor on another test process).
 os.environ["AELAB_QUEUE_DIR"] = tempfile.mkdtemp(prefix="aelab-test-queue-")
 
 
@@ -34,4 +34,5 @@ def ray_local():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
 

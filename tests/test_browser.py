@@ -66,7 +66,7 @@ def runs_dir(tmp_path_factory) -> Path:
 def app_url(runs_dir):
     _need_browser()
     # the README's screenshots show UMAP maps; otherwise no UMAP process takes cores from the live run
-    umap = {"AELAB_UMAP_WARM_BIG": "0"} if os.environ.get("AELAB_SHOTS_LONG") == "1" else {"AELAB_UMAP": "0"}
+    umap = {} if os.environ.get("AELAB_SHOTS_LONG") == "1" else {"AELAB_UMAP": "0"}
     proc, base = server.start(runs_dir, log=runs_dir / "server.log", env=umap)
     try:
         server.wait_healthy(base, proc)
@@ -187,7 +187,7 @@ def test_server_killed_mid_run_loses_nothing(page, tmp_path):
     from aelab.runs import RunStore, pid_alive
 
     runs = tmp_path / "runs"
-    proc, base = server.start(runs, log=tmp_path / "server.log", env={"AELAB_UMAP_WARM_BIG": "0"})
+    proc, base = server.start(runs, log=tmp_path / "server.log")
     try:
         server.wait_healthy(base, proc)
         pg = page.context.browser.new_page(viewport={"width": 1500, "height": 2000})

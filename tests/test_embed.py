@@ -78,3 +78,19 @@ def test_frame_layouts_switch_to_umap_when_its_file_appears(tmp_path):
     np.save(embed.umap_path(snaps[1]), rng.standard_normal((60, 2)).astype(np.float32))
     fl.update(snaps + [_snapshot(tmp_path, 3, rng.standard_normal((60, 5)))])
     assert fl.methods == ["PCA", "UMAP", "PCA"] and all(x.shape == (60, 2) for x in fl.xy)
+
+
+def test_the_umap_wait_estimate_counts_down_from_the_last_warm_up(tmp_path):
+    """The note under a PCA map while UMAP warms: elapsed time from .umap_warming, the estimate from how long the
+    last warm-up took (.umap_warmup_s, kept across server starts)."""
+    from aelab.embed import LAST_WARMUP_FILE, WARMING_FILE, warmup_eta
+    from aelab.ui.views import umap_wait
+
+    assert warmup_eta(tmp_path, now=100.0) == (0.0, None)  # nothing started: no estimate
+    (tmp_path / WARMING_FILE).write_text("90.0\n")
+    assert warmup_eta(tmp_path, now=100.0) == (10.0, None)
+    assert "10 s so far" in umap_wait(10.0, None) and "the first time" in umap_wait(10.0, None)
+    (tmp_path / LAST_WARMUP_FILE).write_text("35.5\n")
+    elapsed, last = warmup_eta(tmp_path, now=100.0)
+    assert (elapsed, last) == (10.0, 35.5) and umap_wait(elapsed, last).startswith("UMAP in about 26 s")
+    assert "longer than last time (40 s so far, 36 s then)" in umap_wait(*warmup_eta(tmp_path, now=130.0))

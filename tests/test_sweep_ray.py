@@ -90,3 +90,31 @@ def test_tuning_trials_run_as_ray_tasks_and_land_in_the_callers_store(ray_local,
         assert run.status()["status"] == "completed" and run.config.name == f"{sweep.id}-trial"
         assert run.config.train.lr == pytest.approx(t["params"]["train.lr"])
         assert t["value"] == run.summary()[T.OBJECTIVE] and (run.dir / "weights.safetensors").exists()
+
+
+def test_stop_in_the_callers_store_reaches_a_remote_cell(ray_local, tmp_path):
+    """The app's Stop writes control.json into the caller's copy of the run; the task on the node obeys it: the
+    run ends "stopped" with its weights, long before its planned epochs."""
+    import time
+
+    from aelab.sweep_ray import Remote
+
+    cfg = RunConfig().with_overrides({"data.name": "shapes", "model.layers": "16", "train.epochs": 200,
+                                      "train.batch_size": 32, "train.lr": 0.003})
+    remote = Remote(RunStore(tmp_path), threads=1)
+    try:
+        run, ref = remote.submit(cfg)
+        t = time.time()
+        while not run.epochs() and time.time() - t < 60:
+            remote.drain()
+            time.sleep(0.1)
+        assert run.epochs(), "no epoch arrived from the task"
+        run.request("stop")  # what the Stop button does
+        while not ray_local.wait([ref], timeout=0.2)[0]:
+            remote.drain()
+            assert time.time() - t < 90, "the task did not stop"
+        remote.finish(ref, run)
+    finally:
+        remote.close()
+    assert run.status()["status"] == "stopped" and run.summary()["status"] == "stopped"
+    assert 1 <= len(run.epochs()) < 200 and (run.dir / "weights.safetensors").exists()

@@ -91,3 +91,24 @@ def test_mlflow_params_metrics_and_artifacts_read_back(logged, tmp_path, capsys)
     assert parent.data.tags["aelab.race_parent"] == "race-x" and got.info.status == "FINISHED"
     assert main(["export", str(run.dir), "--mlflow", uri]) == 0  # again: the same MLflow run, not a copy
     assert capsys.readouterr().out.split()[-1] == mid
+
+
+def test_a_sweep_cell_or_trial_is_nested_under_its_sweep(logged):
+    """MLflow's parent for a run: its race, or the sweep that lists it as a cell or as a tuning trial."""
+    from aelab.sweep import SWEEPS_DIR
+    from aelab.tracking import _group_of
+
+    run, _ = logged
+    sweeps = run.dir.parent / SWEEPS_DIR
+    sweeps.mkdir(exist_ok=True)
+    try:
+        assert _group_of(run) is None
+        record = {"id": "sweep-a", "cells": [{"run_id": "other"}], "tuning": {"cells": {"greedy": {"trials": [
+            {"run_id": run.id, "value": 1.0}]}}}}
+        (sweeps / "sweep-a.json").write_text(json.dumps(record))
+        assert _group_of(run) == ("sweep", "sweep-a")  # a tuning trial
+        record.update(tuning=None, cells=[{"run_id": run.id}])
+        (sweeps / "sweep-a.json").write_text(json.dumps(record))
+        assert _group_of(run) == ("sweep", "sweep-a")  # a cell
+    finally:
+        (sweeps / "sweep-a.json").unlink()

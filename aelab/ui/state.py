@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from ..config import DataConfig, RunConfig
-from ..embed import FrameLayouts
+from ..embed import READY_FILE, FrameLayouts
 from ..runs import Run, RunStore
 
 RUNS_ENV = "AELAB_RUNS_DIR"  # where runs are stored (tests point it at a temporary folder)
@@ -71,7 +71,7 @@ def umap_state() -> str:
     proc = _projector(str(runs_dir()))
     if proc is None or proc.poll() is not None:
         return "off"
-    return "ready" if (runs_dir() / ".umap_ready").exists() else "warming"
+    return "ready" if (runs_dir() / READY_FILE).exists() else "warming"
 
 
 @st.cache_resource(show_spinner=False)

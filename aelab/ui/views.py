@@ -7,6 +7,7 @@ import streamlit as st
 
 from .. import viz
 from ..config import kl_stages
+from ..embed import warmup_eta
 from ..metrics import header
 from ..runs import DAMAGED, LIVE, Run, Unreadable
 from . import state
@@ -140,12 +141,24 @@ def newest_umap_frame(methods: list[str]) -> int | None:
     return next((i for i in range(len(methods) - 1, -1, -1) if methods[i] == "UMAP"), None)
 
 
+def umap_wait(elapsed: float, last: float | None) -> str:
+    """An honest estimate of the UMAP warm-up still to go, from how long the last one took on this machine."""
+    if last is None:
+        return (f"the UMAP process is warming up ({elapsed:.0f} s so far; numba compiles umap-learn once per app "
+                "start, about 40-60 s the first time on 2 cores).")
+    if elapsed < last:
+        return (f"UMAP in about {last - elapsed:.0f} s (its warm-up took {last:.0f} s last time, "
+                f"{elapsed:.0f} s so far).")
+    return (f"the UMAP warm-up is taking longer than last time ({elapsed:.0f} s so far, {last:.0f} s then): the "
+            "machine is busy; it goes on in the background.")
+
+
 def umap_note(method: str) -> str:
     s = state.umap_state()
     if method == "UMAP":
         return "UMAP from the warm projection process; each frame starts from the previous layout."
     if s == "warming":
-        return "PCA for now: the UMAP process is warming up (numba compiles once per app start, ~1 min)."
+        return "PCA for now: " + umap_wait(*warmup_eta(state.runs_dir()))
     if s == "ready":
         return "PCA for now: the UMAP layout of this frame is being computed."
     return "PCA (UMAP is off for this server: AELAB_UMAP=0)."
