@@ -66,9 +66,10 @@ def test_a_run_logs_live_when_asked(logged):
     _check_board(run, root / "live" / run.id)
 
 
-def test_mlflow_params_metrics_and_artifacts_read_back(logged, tmp_path, capsys):
+def test_mlflow_params_metrics_and_artifacts_read_back(logged, tmp_path, capsys, monkeypatch):
     from mlflow.tracking import MlflowClient
 
+    monkeypatch.chdir(tmp_path)  # a sqlite store keeps its artifacts in ./mlruns: not in the checkout
     run, _ = logged
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (run.dir.parent / RACES_DIR).mkdir(exist_ok=True)  # make it an arm of a race: nested under its parent
