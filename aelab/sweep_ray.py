@@ -121,13 +121,13 @@ def train_cell(run_id: str, config: dict, threads: int, queue, controls=None) ->
         done = threading.Event()
 
         def stream():
+            import ray
+
             told = None
             while not done.wait(CADENCE_S):
                 if pieces := changes(run_dir, sent):
                     queue.put((run_id, pieces))
                 if controls is not None:
-                    import ray
-
                     ctl = ray.get(controls.get.remote(run_id))
                     if ctl is not None and ctl != told:
                         atomic_write(run_dir / "control.json", ctl)
@@ -218,6 +218,7 @@ class Remote:
 
     def close(self) -> None:
         self.queue.shutdown()
+        self.ray.kill(self.controls)
 
 
 def run_ray(sweep: S.Sweep, store: RunStore, address: str | None = None, threads: int = 1, gpus: float = 0.0,
