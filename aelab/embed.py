@@ -247,37 +247,21 @@ def warmup_eta(runs_dir: str | os.PathLike, now: float | None = None) -> tuple[f
     return (max(0.0, now - started) if started else 0.0), number(LAST_WARMUP_FILE)
 
 
-STANDBY_READY_FILE = ".worker_ready"  # written by the server's warm worker (aelab.worker) once it is ready
-STANDBY_WAIT_S = 20.0
-
-
-def _fresh(path: Path, since: float) -> bool:
-    """The file exists and was written after `since` (not left from an earlier server)."""
-    try:
-        return path.stat().st_mtime >= since - 1
-    except OSError:
-        return False
-
-
 def serve(runs_dir: str, parent: int | None = None) -> int:
     """The projection process: warm up, then project new frames until the parent (app) goes away.
 
     The app starts it through the job launcher as a service (`jobs.spawn(..., service=True)`), whose
     entry point ends it within a second of the app's death, even in the middle of the warm-up."""
     parent = parent or os.getppid()
+    os.nice(10)  # a map may lag a little; the server and the training worker must not
     root = Path(runs_dir)
     ready = root / READY_FILE
     ready.unlink(missing_ok=True)
     t = time.time()
     root.mkdir(parents=True, exist_ok=True)
     (root / WARMING_FILE).write_text(f"{t}\n")  # for the app's wait estimate
-    # The warm-up runs at normal priority (at nice 10 beside a training run its ~10 s of CPU took ~50 s), but
-    # only once the server's warm worker is ready, so the first Launch is not slowed (or after STANDBY_WAIT_S).
-    while time.time() - t < STANDBY_WAIT_S and not _fresh(root / STANDBY_READY_FILE, t):
-        time.sleep(0.2)
     proj = Projector()
     proj.warm()
-    os.nice(10)  # then a map may lag a little; the server and the training worker must not
     ready.write_text(f"{time.time() - t:.1f}\n")
     (root / LAST_WARMUP_FILE).write_text(f"{time.time() - t:.1f}\n")  # kept: the next start's estimate
     print(f"aelab.embed: UMAP warm after {time.time() - t:.1f} s, watching {root}", flush=True)

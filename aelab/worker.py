@@ -21,7 +21,6 @@ from pathlib import Path
 
 from . import jobs
 from .config import RunConfig, validate, validate_for_data
-from .embed import STANDBY_READY_FILE
 from .jobs import watch
 from .jobs.record import CANCEL_FILE
 from .runs import (
@@ -327,9 +326,6 @@ def prepare_resume(run: Run, pid: int | None = None) -> None:
     atomic_write_json(run.dir / "status.json", dict(st, status="queued", message="resuming", updated=time.time()))
 
 
-READY_ENV = "AELAB_STANDBY_READY"  # a file the standby writes once warm (its pool sets it: embed.STANDBY_READY_FILE)
-
-
 class WorkerPool:
     """Keeps one warm worker (torch and aelab imported) waiting on stdin for a run folder.
 
@@ -360,8 +356,7 @@ class WorkerPool:
         timer.start()
 
     def _spawn_standby(self) -> None:
-        self._standby = jobs.spawn("aelab.worker", "--standby", service=True, stdin=subprocess.PIPE,
-                                   env={READY_ENV: str(self.store.root / STANDBY_READY_FILE)})  # for the projector
+        self._standby = jobs.spawn("aelab.worker", "--standby", service=True, stdin=subprocess.PIPE)
 
     def start(self, cfg: RunConfig) -> Run:
         validate(cfg)
@@ -422,12 +417,6 @@ def main(argv: list[str]) -> int:
         from .data import load_data
         load_data(DataConfig())  # the default dataset, cached in-process for the run to come
         warm_up()
-        if ready := os.environ.get(READY_ENV):  # the projector waits for this before its own warm-up
-            try:
-                Path(ready).parent.mkdir(parents=True, exist_ok=True)
-                Path(ready).write_text(f"{os.getpid()}\n")
-            except OSError:
-                pass
         line = watch.handed_line()  # a run folder, also when the server died right after handing it
         if not line:
             return 0

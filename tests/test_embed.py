@@ -89,7 +89,7 @@ def test_the_umap_wait_estimate_counts_down_from_the_last_warm_up(tmp_path):
     assert warmup_eta(tmp_path, now=100.0) == (0.0, None)  # nothing started: no estimate
     (tmp_path / WARMING_FILE).write_text("90.0\n")
     assert warmup_eta(tmp_path, now=100.0) == (10.0, None)
-    assert "10 s so far" in umap_wait(10.0, None) and "the first time" in umap_wait(10.0, None)
+    assert "10 s so far" in umap_wait(10.0, None) and "once per app start" in umap_wait(10.0, None)
     (tmp_path / LAST_WARMUP_FILE).write_text("35.5\n")
     elapsed, last = warmup_eta(tmp_path, now=100.0)
     assert (elapsed, last) == (10.0, 35.5) and umap_wait(elapsed, last).startswith("UMAP in about 26 s")

@@ -145,7 +145,7 @@ def umap_wait(elapsed: float, last: float | None) -> str:
     """An honest estimate of the UMAP warm-up still to go, from how long the last one took on this machine."""
     if last is None:
         return (f"the UMAP process is warming up ({elapsed:.0f} s so far; numba compiles umap-learn once per app "
-                "start, about 40-60 s the first time on 2 cores).")
+                "start: 10-20 s on an idle 2-core machine, up to a minute beside a training run, which goes first).")
     if elapsed < last:
         return (f"UMAP in about {last - elapsed:.0f} s (its warm-up took {last:.0f} s last time, "
                 f"{elapsed:.0f} s so far).")
