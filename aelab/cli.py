@@ -181,8 +181,13 @@ def cmd_payoff(args) -> int:
     cfg = PayoffConfig.make(runs=runs, budgets=budgets, repeats=args.repeats, max_steps=args.max_steps,
                             patience=args.patience, lsuv=args.lsuv)
     # results live in the runs' own store; --ray: each label draw a task of a local Ray instance or a cluster
-    ray = (args.ray_address or "local") if args.ray or args.ray_address else None
+    ray = (args.ray_address or "local") if _on_ray(args) else None
     return run_payoff_cli(cfg, Path(runs[0]).parent, ray=ray)
+
+
+def _on_ray(args) -> bool:
+    """--ray (a local Ray instance started here) or --ray-address ADDR (an existing cluster)."""
+    return bool(args.ray or args.ray_address)
 
 
 def cmd_sweep(args) -> int:
@@ -233,10 +238,10 @@ def cmd_sweep(args) -> int:
         bar.refresh()
 
     todo = sum(S.cell_state(r) != "done" for r in sweep.runs(store))
-    where = "on Ray" if args.ray or args.ray_address else f"{args.jobs or S.local_jobs()} at a time"
+    where = "on Ray" if _on_ray(args) else f"{args.jobs or S.local_jobs()} at a time"
     bar.write(f"{sweep.id}: {len(cells)} cells ({todo} to run, {where})", file=sys.stderr)
     try:
-        if args.ray or args.ray_address:  # Ray tasks: a local instance, or a cluster without a shared filesystem
+        if _on_ray(args):  # Ray tasks: a local instance, or a cluster without a shared filesystem
             from .sweep_ray import run_ray
 
             run_ray(sweep, store, address=args.ray_address, threads=args.threads or 2, on_change=show)
@@ -270,7 +275,7 @@ def _tune(sweep, store, spaces, args) -> None:
         bar.write(f"[{label}] trial {k}/{n}: {T.OBJECTIVE}=" + ("failed" if value is None else f"{value:.4g}"),
                   file=sys.stderr)
     remote = None
-    if args.ray or args.ray_address:  # each trial a Ray task; the cells' studies side by side, as locally
+    if _on_ray(args):  # each trial a Ray task; the cells' studies side by side, as locally
         from .sweep_ray import Remote
 
         remote = Remote(store, args.ray_address, threads=args.threads or 2)

@@ -8,7 +8,9 @@ queue; the caller writes those pieces into its store, so the app's live view fol
 a local one. At the end the task returns the rest (weights, summary, the final files), and the folder in the
 caller's store is complete: config, metrics, snapshots, weights, summary. The other way, a control request written
 into the caller's copy (the app's Stop, Pause, Resume: control.json) reaches the task through a small actor
-(`Controls`) at the same cadence, and the worker obeys it between batches as it would locally.
+(`Controls`) at the same cadence, and the worker obeys it between batches as it would locally. A cell still
+waiting for its CPUs that is cancelled (the app's Cancel touches cancel.request, as for a queued local job) or
+stopped leaves Ray's queue at once (`ray.cancel`) and reads "cancelled", as a local job cancelled in the queue.
 
 In the caller's copy, status.json names the caller's own process as the run's pid: if the caller dies, nothing
 more can arrive, and the run reads as interrupted, as a local run whose worker died does.
@@ -26,11 +28,13 @@ from pathlib import Path
 from . import sweep as S
 from .config import RunConfig
 from .fsutil import atomic_write
+from .jobs import cancel_requested
 from .runs import RunStore, atomic_write_json, read_json
 
 CADENCE_S = 1.0  # as often as the local worker's snapshots: the live view keeps its pace
 GROWING = ("metrics.jsonl",)  # append-only: only the new bytes travel
 LOCAL_ONLY = ("job.json", "control.json", "checkpoint.pt")  # the job record and control stay with their machine
+CANCELLED = {"status": "cancelled", "message": "cancelled before it started"}  # as a local job's
 
 
 def changes(folder: Path, sent: dict) -> list[tuple[str, int, bytes]]:
@@ -167,7 +171,8 @@ class Remote:
         self.controls = self.ray.remote(Controls).options(num_cpus=0).remote()
         self.task = self.ray.remote(train_cell)
         self._lock = threading.Lock()  # one drainer at a time: a run's pieces are written in the order sent
-        self._live: dict[str, tuple[object, bytes | None]] = {}  # run id -> (run, the control last passed on)
+        self._live: dict[str, list] = {}  # run id -> [run, its task, the control last passed on]
+        self._cancelled: set[str] = set()  # cancelled while queued: what their tasks still send is dropped
 
     def submit(self, cfg: RunConfig):
         """Create the run in the caller's store (queued, so the app sees it at once) and start its task;
@@ -178,7 +183,7 @@ class Remote:
         ref = self.task.options(num_cpus=self.threads, num_gpus=gpu).remote(
             run.id, read_json(run.dir / "config.json", {}), self.threads, self.queue, self.controls)
         with self._lock:
-            self._live[run.id] = (run, None)
+            self._live[run.id] = [run, ref, None]
         return run, ref
 
     def drain(self) -> None:
@@ -186,25 +191,34 @@ class Remote:
         with self._lock:
             while not self.queue.empty():
                 run_id, pieces = self.queue.get()
-                apply(self.store.root / run_id, pieces, os.getpid())
-            for run_id, (run, told) in list(self._live.items()):
-                try:
-                    ctl = (run.dir / "control.json").read_bytes()
-                except FileNotFoundError:
-                    continue
-                if ctl != told:
-                    self.controls.set.remote(run_id, ctl)
-                    self._live[run_id] = (run, ctl)
+                if run_id not in self._cancelled:
+                    apply(self.store.root / run_id, pieces, os.getpid())
+            for run_id, live in list(self._live.items()):
+                run, ref, told = live
+                ctl = read_json(run.dir / "control.json", {})
+                leave = cancel_requested(run.dir) or ctl.get("command") == "stop"
+                if leave and run.status().get("status") == "queued":
+                    self.ray.cancel(ref)  # still waiting for its CPUs: it leaves Ray's queue
+                    self._cancelled.add(run_id)
+                    del self._live[run_id]
+                    atomic_write_json(run.dir / "status.json", CANCELLED)
+                elif ctl and ctl != told:
+                    self.controls.set.remote(run_id, (run.dir / "control.json").read_bytes())
+                    live[2] = ctl
 
     def finish(self, ref, run) -> None:
         """The task is done: write the rest of its folder (or, when it died, a failed status saying why)."""
         self.drain()
         with self._lock:
             self._live.pop(run.id, None)
+            if run.id in self._cancelled:
+                return
         try:
             pieces = self.ray.get(ref)
             with self._lock:
                 apply(run.dir, pieces, os.getpid())
+        except self.ray.exceptions.TaskCancelledError:
+            atomic_write_json(run.dir / "status.json", CANCELLED)
         except self.ray.exceptions.RayError as e:  # the run says why; a re-run starts it again
             atomic_write_json(run.dir / "status.json", {"status": "failed", "message": str(e)[:500]})
 

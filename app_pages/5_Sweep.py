@@ -14,17 +14,19 @@ st.caption(f"Base: the Train page's settings ({base.name or 'custom'} · {base.t
            "and seed proves little: groups of seeds show how much a result moves by chance.")
 left, right = st.columns([2, 3], gap="large")
 with left:
-    grid, seeds, n_jobs, tune, trials = sweeps.grid_form(base)
-    cells, sweep_id, why = sweeps.preview(base, grid, seeds, tune, trials)
+    plan, where_wrong = sweeps.grid_form(base)
+    cells, sweep_id, why = sweeps.preview(base, plan)
+    why = why or where_wrong
     if why:
         st.error(why)
     else:
-        n = len(cells)
-        st.caption(f"{n} cell{'s' * (n > 1)}" + (f", {trials} trials each, then {seeds} seeds at the best setting"
-                                                 if tune else f" ({len(cells) // seeds} settings × {seeds} seeds)"))
+        n, seeds = len(cells), plan.seeds
+        st.caption(f"{n} cell{'s' * (n > 1)}" + (f", {plan.trials} trials each, then {seeds} seeds at the best "
+                                                 "setting" if plan.tune else
+                                                 f" ({len(cells) // seeds} settings × {seeds} seeds)"))
     if st.button("Run sweep", type="primary", disabled=why is not None, key="sweep.run", width="stretch",
-                 help="runs in the background through the job queue; asking again resumes an unfinished sweep"):
-        sweeps.launch(base, sweep_id, grid, seeds, n_jobs, tune, trials)
+                 help="runs in the background (the job queue or Ray); asking again resumes an unfinished sweep"):
+        sweeps.launch(base, sweep_id, plan)
         st.session_state["sweep.shown"] = sweep_id
         st.query_params["sweep"] = sweep_id
 with right:

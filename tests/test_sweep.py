@@ -205,3 +205,13 @@ def test_sweep_page_runs_the_cli_command_and_shows_the_cells(tmp_path, monkeypat
     sid = at.query_params["sweep"]
     sid = sid[0] if isinstance(sid, list) else sid
     assert len(S.Sweep.load(tmp_path, sid).cells) == 4  # the URL names the sweep the command recorded
+    # on a Ray cluster: the same command with --ray-address (and no --jobs: Ray places the cells by CPUs)
+    on_ray = []
+    monkeypatch.setattr("aelab.sweep_ray.run_ray", lambda sweep, store, address=None, **kw: on_ray.append(address))
+    at.radio(key="sweep.where").set_value("cluster").run()
+    assert "Ray address: give the cluster's address" in at.error[0].value and at.button(key="sweep.run").disabled
+    at.text_input(key="sweep.ray_address").set_value("ray://head:10001").run()
+    at.button(key="sweep.run").click().run()
+    assert not at.exception and not at.error
+    assert commands[1][-2:] == ["--ray-address", "ray://head:10001"] and "--jobs" not in commands[1]
+    assert on_ray == ["ray://head:10001"]

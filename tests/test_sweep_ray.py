@@ -92,18 +92,28 @@ def test_tuning_trials_run_as_ray_tasks_and_land_in_the_callers_store(ray_local,
         assert t["value"] == run.summary()[T.OBJECTIVE] and (run.dir / "weights.safetensors").exists()
 
 
-def test_stop_in_the_callers_store_reaches_a_remote_cell(ray_local, tmp_path):
+def test_stop_and_cancel_in_the_callers_store_reach_remote_cells(ray_local, tmp_path):
     """The app's Stop writes control.json into the caller's copy of the run; the task on the node obeys it: the
-    run ends "stopped" with its weights, long before its planned epochs."""
+    run ends "stopped" with its weights, long before its planned epochs. A second cell, waiting for the CPUs the
+    first holds (2 threads each, 2 CPUs), is cancelled as a queued local job is (cancel.request): it leaves Ray's
+    queue at once and never trains."""
     import time
 
+    from aelab import jobs
     from aelab.sweep_ray import Remote
 
     cfg = RunConfig().with_overrides({"data.name": "shapes", "model.layers": "16", "train.epochs": 200,
                                       "train.batch_size": 32, "train.lr": 0.003})
-    remote = Remote(RunStore(tmp_path), threads=1)
+    remote = Remote(RunStore(tmp_path), threads=2)
     try:
         run, ref = remote.submit(cfg)
+        waiting, ref2 = remote.submit(cfg)
+        jobs.cancel(waiting.dir)  # what the Cancel button of a queued run does
+        remote.drain()
+        assert waiting.status()["status"] == "cancelled"
+        with pytest.raises(ray_local.exceptions.TaskCancelledError):
+            ray_local.get(ref2, timeout=30)
+        remote.finish(ref2, waiting)
         t = time.time()
         while not run.epochs() and time.time() - t < 60:
             remote.drain()
@@ -118,3 +128,4 @@ def test_stop_in_the_callers_store_reaches_a_remote_cell(ray_local, tmp_path):
         remote.close()
     assert run.status()["status"] == "stopped" and run.summary()["status"] == "stopped"
     assert 1 <= len(run.epochs()) < 200 and (run.dir / "weights.safetensors").exists()
+    assert waiting.status()["status"] == "cancelled" and not waiting.epochs() and not waiting.summary()

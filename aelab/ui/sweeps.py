@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 import pandas as pd
 import streamlit as st
@@ -25,8 +26,31 @@ def base_config() -> tuple[RunConfig | None, str | None]:
     return build.check(values, st.session_state.get("_name", ""))
 
 
-def grid_form(base: RunConfig) -> tuple[list[str], int, int, list[str], int]:
-    """The grid rows, seeds, jobs and the optional tuning, as the CLI's arguments."""
+WHERE = {"queue": "this machine (job queue)", "ray": "Ray on this machine", "cluster": "a Ray cluster"}
+
+
+@dataclass
+class Plan:
+    """What the form asks for, as the CLI's arguments: grid rows, seeds, cells at a time, optional tuning and
+    where the cells run (None: the job queue; "local": a Ray instance started by the sweep; else a cluster)."""
+    grid: list[str]
+    seeds: int
+    jobs: int
+    tune: list[str] = field(default_factory=list)
+    trials: int = 12
+    ray: str | None = None
+
+    def args(self) -> list[str]:
+        out = ["--seeds", str(self.seeds)] + (["--jobs", str(self.jobs)] if self.ray is None else [])
+        for g in self.grid:
+            out += ["--grid", g]
+        for t in self.tune:
+            out += ["--tune", t, "--trials", str(self.trials)]
+        return out + (["--ray"] if self.ray == "local" else ["--ray-address", self.ray] if self.ray else [])
+
+
+def grid_form(base: RunConfig) -> tuple[Plan, str | None]:
+    """The form; returns the plan and what is wrong with where it would run (None when nothing)."""
     grid = []
     first = ("train.strategy", "greedy,end_to_end") if base.train.strategy == "greedy" else ("train.lr", "0.001,0.003")
     for i in range(ROWS):
@@ -40,11 +64,22 @@ def grid_form(base: RunConfig) -> tuple[list[str], int, int, list[str], int]:
                             label_visibility=shown)
         if key and vals.strip():
             grid.append(f"{key}={vals.strip()}")
+    where = st.radio("run the cells on", list(WHERE), format_func=WHERE.get, horizontal=True, key="sweep.where",
+                     help="the job queue shares this machine fairly with what you launch on the Train page; on Ray "
+                          "each cell is a Ray task asking for its CPUs (a cluster needs no shared filesystem: "
+                          "each cell's folder streams back here while it trains)")
+    ray, why = {"queue": None, "ray": "local"}.get(where), None
     a, b = st.columns(2)
     seeds = a.number_input("seeds per cell", 1, 20, 3, key="sweep.seeds",
                            help="runs that differ only in seed form a group: mean ± sd, paired differences")
+    if where == "cluster":
+        ray = b.text_input("Ray address", key="sweep.ray_address", placeholder="ray://head:10001",
+                           help="the address `ray start --head` printed, or ray://HOST:10001").strip()
+        if not ray:
+            why = "Ray address: give the cluster's address (e.g. ray://head:10001), or run the cells here"
     n_jobs = b.number_input("cells at a time", 1, jobs.max_jobs(), S.local_jobs(), key="sweep.jobs",
-                            help="one per 2 cores by default: each gets 2 threads")
+                            help="one per 2 cores by default: each gets 2 threads"
+                            ) if where == "queue" else S.local_jobs()  # on Ray, Ray decides by the CPUs it has
     tune, trials = [], 12
     with st.expander("equal tuning budget (optional)"):
         c, d = st.columns([3, 1])
@@ -54,34 +89,29 @@ def grid_form(base: RunConfig) -> tuple[list[str], int, int, list[str], int]:
         trials = d.number_input("trials", 1, 100, 12, key="sweep.trials")
         if spec.strip():
             tune = [spec.strip()]
-    return grid, int(seeds), int(n_jobs), tune, int(trials)
+    return Plan(grid, int(seeds), int(n_jobs), tune, int(trials), ray), why
 
 
-def preview(base: RunConfig, grid: list[str], seeds: int, tune: list[str], trials: int):
+def preview(base: RunConfig, plan: Plan):
     """(cells, their sweep id, None) once the grid expands, or (None, None, the reason it does not)."""
     from .. import tune as T
 
     try:
-        spaces = T.parse(tune, base)
-        cells = S.expand(base, S.parse_grid(grid), 1 if spaces else seeds, build.data_facts(base)["shape"])
+        spaces = T.parse(plan.tune, base)
+        cells = S.expand(base, S.parse_grid(plan.grid), 1 if spaces else plan.seeds, build.data_facts(base)["shape"])
     except (ValueError, FileNotFoundError) as e:
         return None, None, str(e)
-    return cells, S.sweep_id(cells, json.dumps(([s.describe() for s in spaces], trials)) if spaces else ""), None
+    extra = json.dumps(([s.describe() for s in spaces], plan.trials)) if spaces else ""
+    return cells, S.sweep_id(cells, extra), None
 
 
-def launch(base: RunConfig, sweep_id: str, grid: list[str], seeds: int, n_jobs: int, tune: list[str],
-           trials: int) -> None:
+def launch(base: RunConfig, sweep_id: str, plan: Plan) -> None:
     """Start `python -m aelab sweep` in its own session: it outlives the page, and asking again resumes it."""
     folder = state.runs_dir() / S.SWEEPS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{sweep_id}.base.json").write_text(json.dumps(base.to_dict()))
-    args = ["sweep", "--config", str(folder / f"{sweep_id}.base.json"), "--seeds", str(seeds), "--jobs",
-            str(n_jobs), "--runs-dir", str(state.runs_dir())]
-    for g in grid:
-        args += ["--grid", g]
-    for t in tune:
-        args += ["--tune", t, "--trials", str(trials)]
-    proc = spawn_sweep(args, folder / f"{sweep_id}.log")
+    args = ["sweep", "--config", str(folder / f"{sweep_id}.base.json"), "--runs-dir", str(state.runs_dir())]
+    proc = spawn_sweep(args + plan.args(), folder / f"{sweep_id}.log")
     (folder / f"{sweep_id}.pid").write_text(str(proc.pid))
 
 
