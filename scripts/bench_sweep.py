@@ -29,6 +29,17 @@ def folder_bytes(run) -> int:
     return sum(p.stat().st_size for p in run.dir.rglob("*") if p.is_file() and p.name not in ("job.json",))
 
 
+def timed(apply, shipped: dict):
+    """sweep_ray.apply, counting the bytes the caller receives and the seconds it spends writing them."""
+    def wrapper(run_dir, chunks, pid):
+        t = time.perf_counter()
+        apply(run_dir, chunks, pid)
+        shipped["seconds"] += time.perf_counter() - t
+        shipped["bytes"] += sum(len(c[2]) for c in chunks)
+        shipped["calls"] += 1
+    return wrapper
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="tied-stacked")
@@ -41,7 +52,7 @@ def main() -> None:
     cells = S.expand(base, {"train.strategy": ["greedy", "end_to_end"]}, args.seeds, load_data(base.data).input_shape)
     threads = max(1, (os.cpu_count() or 1) // S.local_jobs())
     print(f"{len(cells)} cells of {base.name} on {base.data.name}, {os.cpu_count()} cores, {threads} threads a cell")
-    walls = {}
+    walls, shipped = {}, {"seconds": 0.0, "bytes": 0, "calls": 0}
     for mode in args.modes.split(","):
         store = RunStore(tempfile.mkdtemp(prefix=f"bench-sweep-{mode}-"))
         sweep = S.Sweep.open(store.root, {}, args.seeds, cells)
@@ -61,9 +72,10 @@ def main() -> None:
         elif mode == "queue":
             S.run_local(sweep, store)
         else:
-            from aelab.sweep_ray import run_ray
+            from aelab import sweep_ray
 
-            run_ray(sweep, store, threads=threads)
+            sweep_ray.apply = timed(sweep_ray.apply, shipped)
+            sweep_ray.run_ray(sweep, store, threads=threads)
         walls[mode] = time.perf_counter() - t
         runs = [r for r in sweep.runs(store) if r is not None]
         done = sum(r.status().get("status") == "completed" for r in runs)
@@ -71,6 +83,9 @@ def main() -> None:
         print(f"{mode:>10}: {walls[mode]:7.1f} s wall, {done}/{len(cells)} completed, a cell's folder "
               f"{sum(sizes) / len(sizes) / 1e6:.2f} MB on average ({min(sizes) / 1e6:.2f}-{max(sizes) / 1e6:.2f})")
         print(S.report(sweep, store))
+    if shipped["calls"]:
+        print(f"the caller wrote what Ray cells shipped: {shipped['bytes'] / 1e6:.1f} MB in {shipped['calls']} pieces, "
+              f"{shipped['seconds']:.2f} s in all ({shipped['seconds'] / len(cells):.3f} s a cell)")
     if "queue" in walls and "ray" in walls:
         print(f"Ray vs the local queue: {100 * (walls['ray'] / walls['queue'] - 1):+.1f} % wall time")
     if "sequential" in walls and "queue" in walls:
