@@ -300,10 +300,17 @@ def cmd_export(args) -> int:
     if all(v is None for v in wanted.values()):
         raise ValueError("export: say what to write: --gif OUT.gif, --mp4 OUT.mp4, --png OUT.png, --script OUT.py, "
                          "--notebook OUT.ipynb, --tensorboard DIR and/or --mlflow [TRACKING_URI]")
-    if not (Path(args.run_dir) / "config.json").exists():
-        raise ValueError(f"export: {args.run_dir} is not a run folder (no config.json)")
-    run = Run(args.run_dir)
-    n = len(run.snapshot_files())
+    if Path(args.run_dir).suffix == ".json":  # a race record: its replay, both arms at equal compute
+        if others := [k for k, v in wanted.items() if v is not None and k not in ("gif", "mp4", "png")]:
+            raise ValueError(f"export: --{others[0]} takes one run folder; a race (a .json record) exports as "
+                             "--gif, --mp4 or --png")
+        run = export.RaceReplay.load(args.run_dir)
+    elif (Path(args.run_dir) / "config.json").exists():
+        run = Run(args.run_dir)
+    else:
+        raise ValueError(f"export: {args.run_dir} is not a run folder (no config.json) nor a race record "
+                         "(runs/races/ID.json)")
+    n = export.frame_count(run)
     writers = {"gif": lambda p: export.gif(run, p, fps=args.fps), "mp4": lambda p: export.mp4(run, p, fps=args.fps),
                "png": lambda p: export.png(run, p), "script": lambda p: _write_code(run, p, "script"),
                "notebook": lambda p: _write_code(run, p, "notebook"),
@@ -312,7 +319,7 @@ def cmd_export(args) -> int:
     for kind, path in wanted.items():
         if path is not None:
             said = writers[kind](path)
-            print(said if kind in ("tensorboard", "mlflow") else f"{path}  ({n} snapshots)" if kind in ("gif", "mp4")
+            print(said if kind in ("tensorboard", "mlflow") else f"{path}  ({n} frames)" if kind in ("gif", "mp4")
                   else path)
     return 0
 
@@ -381,9 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--ray-address", metavar="ADDR", help="run the cells on this Ray cluster (e.g. ray://head:10001)")
     w.add_argument("--runs-dir", default="runs")
     w.set_defaults(fn=cmd_sweep)
-    x = sub.add_parser("export", help="a saved run for slides (GIF / MP4 / PNG), as code (script / notebook), "
-                                      "to TensorBoard or MLflow")
-    x.add_argument("run_dir", metavar="RUN_DIR")
+    x = sub.add_parser("export", help="a saved run (or race) for slides (GIF / MP4 / PNG), a run as code (script / "
+                                      "notebook), to TensorBoard or MLflow")
+    x.add_argument("run_dir", metavar="RUN_DIR", help="a run folder, or a race record (runs/races/ID.json) for its "
+                   "replay: both arms at equal compute")
     x.add_argument("--gif", metavar="OUT.gif", help="the replay, 1280x720, looping")
     x.add_argument("--mp4", metavar="OUT.mp4", help="the replay, 1920x1080, H.264 (imageio's ffmpeg; none needed)")
     x.add_argument("--png", metavar="OUT.png", help="the finished run's frame, 1920x1080")

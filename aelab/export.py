@@ -1,6 +1,10 @@
-"""Slides from a saved run: its replay as frames (loss curve with a cursor, reconstruction grid, code map, one
-frame per snapshot) written as a GIF (Pillow) or an MP4 (imageio's ffmpeg wheel: no system ffmpeg), and the
-last frame as a PNG at slide resolution.
+"""Slides from a saved run or race: its replay as frames (loss curve with a cursor, reconstruction grid, code map,
+one frame per snapshot) written as a GIF (Pillow) or an MP4 (imageio's ffmpeg wheel: no system ffmpeg), the last
+frame as a PNG at slide resolution, and the same replay as a Plotly animation that plays in the browser.
+
+A race (`RaceReplay`: its arms and their labels) replays on the compute axis: one frame per moment an arm took a
+snapshot, in order of training GFLOP, each arm at its newest snapshot by then (`race_timeline`), so the arms are
+seen at equal work, as the race page compares them.
 
 Frames are drawn with matplotlib at the requested pixel size; code maps use the same aligned layouts as the
 app (UMAP where the projection process wrote them, else PCA for every frame, so the projection never
@@ -9,6 +13,8 @@ switches mid-film).
 from __future__ import annotations
 
 import os
+from bisect import bisect_right
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +23,58 @@ from .embed import FrameLayouts, load_codes, umap_path
 from .embed import layouts as embed_layouts
 from .metrics import header
 from .runs import Run
-from .viz import PALETTE, recon_rows
+from .viz import PALETTE, compared_curve, recon_rows
 
 SLIDE = (1920, 1080)  # PNG and MP4
 GIF_SIZE = (1280, 720)  # a GIF at full HD is tens of MB; a projector shows 1280 x 720 anyway
 COMPARED = "val_full_sq_err"
+
+
+@dataclass(frozen=True)
+class RaceReplay:
+    """A race to replay: its arms' runs and their labels, in the race record's order."""
+    runs: tuple[Run, ...]
+    labels: tuple[str, ...]
+
+    @classmethod
+    def load(cls, record: str | os.PathLike) -> RaceReplay:
+        """From a race record (runs/races/ID.json; its runs are in the store two folders up)."""
+        from . import race
+
+        record = Path(record)
+        root = record.parent.parent
+        try:
+            r = race.load(root, record.stem)
+        except KeyError:
+            raise ValueError(f"{record}: not a readable race record") from None
+        runs = tuple(Run(root / i) for i in r.run_ids)
+        if missing := [x.id for x in runs if not (x.dir / "config.json").exists()]:
+            raise ValueError(f"race {r.id}: its run {missing[0]} is gone from {root}")
+        return cls(runs, r.labels)
+
+
+def snapshot_gflop(run: Run) -> list[float]:
+    """Each snapshot's training compute (GFLOP): that of the last epoch record up to its epoch (the file's name)."""
+    recs = [(e["epoch"], e["gflop"]) for e in run.epochs() if e.get("gflop") is not None]
+    ends = [ep for ep, _ in recs]
+    out = []
+    for f in run.snapshot_files():
+        k = bisect_right(ends, int(f.stem)) - 1
+        out.append(recs[k][1] if k >= 0 else 0.0)
+    return out
+
+
+def race_timeline(runs: tuple[Run, ...] | list[Run]) -> list[tuple[float, list[int]]]:
+    """A race's replay frames: (GFLOP, each arm's snapshot index) at every moment an arm took a snapshot, in order
+    of compute; each arm shows its newest snapshot by then (its first one before that). Moments that would show the
+    same snapshots are one frame."""
+    per = [snapshot_gflop(r) for r in runs]
+    out: list[tuple[float, list[int]]] = []
+    for t in sorted({g for p in per for g in p}):
+        shown = [max(bisect_right(p, t) - 1, 0) for p in per]
+        if not out or out[-1][1] != shown:
+            out.append((t, shown))
+    return out
 
 
 def layouts(run: Run) -> list[np.ndarray | None]:
@@ -64,26 +117,89 @@ def frames(run: Run, size: tuple[int, int] = SLIDE, last_only: bool = False):
         ax.set_title(f"epoch {now}: {snap['stage_name']}", fontsize=fs + 2)
         ax.tick_params(labelsize=fs)
         ax.grid(alpha=0.3)
-        ax = fig.add_subplot(gs[1, 0])
-        if probe.get("images") is not None:
-            grid, rows = recon_rows(probe["images"], snap["recon"], probe.get("noisy"), snap.get("denoised"), n=8)
-            ax.imshow(grid)
-            ax.set_title(" / ".join(rows), fontsize=12 * scale)
-        ax.axis("off")
-        ax = fig.add_subplot(gs[:, 1])
-        if xy is not None:
-            c = None if labels is None or len(labels) != len(xy) else [PALETTE[int(v) % len(PALETTE)] for v in labels]
-            ax.scatter(xy[:, 0], xy[:, 1], s=14 * scale, c=c or PALETTE[0], alpha=0.8, linewidths=0)
-            (x0, x1), (y0, y1) = _ranges(xy)  # each frame fills its box: the points' arrangement is what moves
-            ax.set_xlim(x0, x1)
-            ax.set_ylim(y0, y1)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(f"code map h{int(snap['level'])}", fontsize=fs + 2)
+        _draw_grid(fig.add_subplot(gs[1, 0]), probe, snap, 12 * scale)
+        _draw_map(fig.add_subplot(gs[:, 1]), xy, labels, scale, f"code map h{int(snap['level'])}", fs + 2)
         fig.suptitle(f"{run.config_dict().get('name') or 'custom'} · {run.id}", fontsize=14 * scale, x=0.01,
                      ha="left")
         canvas.draw()
         yield np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _draw_grid(ax, probe: dict, snap: dict, fs: float, title: str = "") -> None:
+    if probe.get("images") is not None:
+        grid, rows = recon_rows(probe["images"], snap["recon"], probe.get("noisy"), snap.get("denoised"), n=8)
+        ax.imshow(grid)
+        ax.set_title(title or " / ".join(rows), fontsize=fs)
+    ax.axis("off")
+
+
+def _draw_map(ax, xy, labels, scale: float, title: str, fs: float) -> None:
+    if xy is not None:
+        c = None if labels is None or len(labels) != len(xy) else [PALETTE[int(v) % len(PALETTE)] for v in labels]
+        ax.scatter(xy[:, 0], xy[:, 1], s=14 * scale, c=c or PALETTE[0], alpha=0.8, linewidths=0)
+        (x0, x1), (y0, y1) = _ranges(xy)  # each frame fills its box: the points' arrangement is what moves
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=fs)
+
+
+def race_frames(replay: RaceReplay, size: tuple[int, int] = SLIDE, last_only: bool = False):
+    """Yield one RGB frame per moment of the race's timeline: both arms' validation curves on the compute axis
+    with a cursor, and below, each arm's reconstructions and code map as they were at that compute."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    runs, labels = replay.runs, replay.labels
+    files = [r.snapshot_files() for r in runs]
+    probes = [r.probe() or {} for r in runs]
+    lays = [layouts(r) for r in runs]
+    curves = [compared_curve(r.epochs(), "gflop") for r in runs]
+    dpi, scale = 100, size[1] / 1080
+    fs = 18 * scale
+    fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(fig)
+    timeline = race_timeline(runs)
+    for t, shown in timeline[-1:] if last_only else timeline:
+        fig.clf()
+        gs = fig.add_gridspec(2, 2 * len(runs), height_ratios=[1, 1.2], wspace=0.08, hspace=0.3, left=0.06,
+                              right=0.99, top=0.9, bottom=0.03)
+        ax = fig.add_subplot(gs[0, :])
+        for k, (x, y) in enumerate(curves):
+            color = PALETTE[k % len(PALETTE)]
+            ax.plot(x, y, color=color, lw=1.5 * scale, alpha=0.3)  # the whole race, faint
+            ax.plot([a for a in x if a <= t], [b for a, b in zip(x, y) if a <= t], color=color, lw=3 * scale,
+                    marker="o", ms=5 * scale, label=labels[k])
+        ax.axvline(t, color="#d62728", lw=2 * scale)
+        ax.set_xlabel("training compute (GFLOP)", fontsize=fs)
+        ax.set_ylabel(header(COMPARED), fontsize=fs)
+        ax.set_title(f"{t:.3g} GFLOP", fontsize=fs + 2)
+        ax.tick_params(labelsize=fs)
+        ax.legend(fontsize=fs, loc="upper right")
+        ax.grid(alpha=0.3)
+        for k, (run, i) in enumerate(zip(runs, shown)):
+            snap = run.load_snapshot(files[k][i])
+            head = f"{labels[k]}: epoch {int(snap['epoch'])}"
+            _draw_grid(fig.add_subplot(gs[1, 2 * k]), probes[k], snap, 13 * scale, head)
+            _draw_map(fig.add_subplot(gs[1, 2 * k + 1]), lays[k][i], probes[k].get("labels"), scale,
+                      f"code map h{int(snap['level'])}", 13 * scale)
+        fig.suptitle(f"race: {' vs '.join(labels)}", fontsize=14 * scale, x=0.01, ha="left")
+        canvas.draw()
+        yield np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _need_snapshots(source: Run | RaceReplay) -> None:
+    for r in source.runs if isinstance(source, RaceReplay) else (source,):
+        if not r.snapshot_files():
+            raise ValueError(f"run {r.id} has no snapshots to replay yet")
+
+
+def _film(source: Run | RaceReplay, size: tuple[int, int], last_only: bool = False):
+    _need_snapshots(source)
+    if isinstance(source, RaceReplay):
+        return race_frames(source, size, last_only)
+    return frames(source, size, last_only)
 
 
 def _ranges(xy: np.ndarray, margin: float = 0.05):
@@ -100,44 +216,78 @@ def _fill_box(xy: np.ndarray) -> np.ndarray:
     return (xy - (lo + hi) / 2) / np.maximum(hi - lo, 1e-9)
 
 
-def _need_snapshots(run: Run) -> None:
-    if not run.snapshot_files():
-        raise ValueError(f"run {run.id} has no snapshots to replay yet")
-
-
-def gif(run: Run, out: str | os.PathLike | None = None, fps: float = 4, size=GIF_SIZE) -> bytes:
-    """The replay as an animated GIF (looping); written to `out` when given, and returned."""
+def gif(source: Run | RaceReplay, out: str | os.PathLike | None = None, fps: float = 4, size=GIF_SIZE) -> bytes:
+    """The replay of a run or race as an animated GIF (looping); written to `out` when given, and returned."""
     import imageio.v3 as iio
 
-    _need_snapshots(run)
-    data = iio.imwrite("<bytes>", np.stack(list(frames(run, size))), extension=".gif", duration=1000 / fps, loop=0)
+    data = iio.imwrite("<bytes>", np.stack(list(_film(source, size))), extension=".gif", duration=1000 / fps, loop=0)
     if out:
         Path(out).write_bytes(data)
     return data
 
 
-def mp4(run: Run, out: str | os.PathLike, fps: float = 4, size=SLIDE) -> Path:
-    """The replay as an H.264 MP4 through imageio-ffmpeg's bundled ffmpeg binary."""
+def mp4(source: Run | RaceReplay, out: str | os.PathLike, fps: float = 4, size=SLIDE) -> Path:
+    """The replay of a run or race as an H.264 MP4 through imageio-ffmpeg's bundled ffmpeg binary."""
     import imageio.v2 as imageio
 
-    _need_snapshots(run)
+    film = _film(source, size)
     with imageio.get_writer(out, fps=fps, codec="libx264", macro_block_size=8, quality=8,
                             ffmpeg_log_level="error") as w:
-        for fr in frames(run, size):
+        for fr in film:
             w.append_data(fr)
     return Path(out)
 
 
-def png(run: Run, out: str | os.PathLike | None = None, size=SLIDE) -> bytes:
-    """The last frame (the finished run) as a PNG at slide resolution."""
+def png(source: Run | RaceReplay, out: str | os.PathLike | None = None, size=SLIDE) -> bytes:
+    """The last frame (the finished run or race) as a PNG at slide resolution."""
     import imageio.v3 as iio
 
-    _need_snapshots(run)
-    data = iio.imwrite("<bytes>", next(frames(run, size, last_only=True)), extension=".png")
+    data = iio.imwrite("<bytes>", next(_film(source, size, last_only=True)), extension=".png")
     if out:
         Path(out).write_bytes(data)
     return data
 
+
+def frame_count(source: Run | RaceReplay) -> int:
+    """How many frames its replay has: one per snapshot of a run, one per moment of a race's timeline."""
+    return len(race_timeline(source.runs)) if isinstance(source, RaceReplay) else len(source.snapshot_files())
+
+
+def _player(n: int, fps: float, y: float = -0.16) -> dict:
+    """Play / Pause / speed buttons (½×, 2×, 4× of fps) and a frame slider for a figure of n animation frames."""
+    def play(speed: float) -> dict:  # Plotly animates at one frame per `duration` ms
+        return dict(frame=dict(duration=1000 / (fps * speed), redraw=True), transition=dict(duration=0),
+                    fromcurrent=True, mode="immediate")
+    still = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
+    return dict(
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=y, xanchor="left", yanchor="top", buttons=[
+            dict(label="▶ Play", method="animate", args=[None, play(1)]),
+            dict(label="❚❚ Pause", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0))]),
+            dict(label="½×", method="animate", args=[None, play(0.5)]),  # speed: play on at half / double pace
+            dict(label="2×", method="animate", args=[None, play(2)]),
+            dict(label="4×", method="animate", args=[None, play(4)])])],
+        sliders=[dict(active=0, x=0.2, len=0.8, y=y + 0.06, currentvalue=dict(prefix="frame "), steps=[
+            dict(method="animate", label=str(i + 1), args=[[str(i)], still]) for i in range(n)])])
+
+
+def _grid_trace(probe: dict, snap: dict):
+    import base64
+
+    import imageio.v3 as iio
+    import plotly.graph_objects as go
+
+    grid, _ = recon_rows(probe["images"], snap["recon"], probe.get("noisy"), snap.get("denoised"), n=8)
+    return go.Image(source="data:image/png;base64," + base64.b64encode(iio.imwrite("<bytes>", grid,
+                                                                                    extension=".png")).decode())
+
+
+def _map_trace(xy, labels, size: int = 5):
+    import plotly.graph_objects as go
+
+    colors = None if labels is None or xy is None or len(labels) != len(xy) else \
+        [PALETTE[int(v) % len(PALETTE)] for v in labels]
+    return go.Scattergl(x=xy[:, 0] if xy is not None else [], y=xy[:, 1] if xy is not None else [], mode="markers",
+                        marker=dict(size=size, color=colors or PALETTE[0], opacity=0.8), showlegend=False)
 
 
 def animation(run: Run, fps: float = 10, height: int = 560):
@@ -145,9 +295,6 @@ def animation(run: Run, fps: float = 10, height: int = 560):
     moving cursor, the labelled reconstruction grid and the code map (one projection, fixed axes), one
     animation frame per snapshot, Play / Pause and speed (½×, 2×, 4× of fps) buttons, and a frame slider to
     step through it."""
-    import base64
-
-    import imageio.v3 as iio
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -155,9 +302,7 @@ def animation(run: Run, fps: float = 10, height: int = 560):
     _need_snapshots(run)
     if probe.get("images") is None:
         raise ValueError(f"run {run.id} has no probe images (probe.npz) to replay")
-    lays = layouts(run)
-    labels = probe.get("labels")
-    lays = [_fill_box(xy) if xy is not None else None for xy in lays]  # every frame fills the same box
+    lays = [_fill_box(xy) if xy is not None else None for xy in layouts(run)]  # every frame fills the same box
     x = [e["epoch"] for e in epochs]
     y = [e.get(COMPARED) for e in epochs]
     ys = [v for v in y if v is not None] or [0.0, 1.0]
@@ -165,16 +310,10 @@ def animation(run: Run, fps: float = 10, height: int = 560):
 
     def frame_traces(f, xy):
         snap = run.load_snapshot(f)
-        grid, _ = recon_rows(probe["images"], snap["recon"], probe.get("noisy"), snap.get("denoised"), n=8)
-        png = base64.b64encode(iio.imwrite("<bytes>", grid, extension=".png")).decode()
-        colors = None if labels is None or xy is None or len(labels) != len(xy) else \
-            [PALETTE[int(v) % len(PALETTE)] for v in labels]
         now = int(snap["epoch"])
         return now, str(snap["stage_name"]), [
             go.Scatter(x=[now, now], y=[ymin, ymax], mode="lines", line=dict(color="#d62728", width=3)),
-            go.Image(source=f"data:image/png;base64,{png}"),
-            go.Scattergl(x=xy[:, 0] if xy is not None else [], y=xy[:, 1] if xy is not None else [], mode="markers",
-                         marker=dict(size=5, color=colors or PALETTE[0], opacity=0.8))]
+            _grid_trace(probe, snap), _map_trace(xy, probe.get("labels"))]
 
     data = [frame_traces(f, xy) for f, xy in zip(files, lays)]
     fig = make_subplots(rows=1, cols=3, column_widths=[0.36, 0.3, 0.34], horizontal_spacing=0.04,
@@ -185,25 +324,80 @@ def animation(run: Run, fps: float = 10, height: int = 560):
     fig.frames = [go.Frame(data=traces, traces=[1, 2, 3], name=str(i),
                            layout=dict(title_text=f"epoch {now}: {stage}"))
                   for i, (now, stage, traces) in enumerate(data)]
-    def play(speed: float) -> dict:  # Plotly animates at one frame per `duration` ms
-        return dict(frame=dict(duration=1000 / (fps * speed), redraw=True), transition=dict(duration=0),
-                    fromcurrent=True, mode="immediate")
-    fig.update_layout(
-        height=height, showlegend=False, title_text=f"epoch {data[0][0]}: {data[0][1]}",
-        margin=dict(l=10, r=10, t=60, b=90),
-        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.16, xanchor="left", yanchor="top", buttons=[
-            dict(label="▶ Play", method="animate", args=[None, play(1)]),
-            dict(label="❚❚ Pause", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0))]),
-            dict(label="½×", method="animate", args=[None, play(0.5)]),  # speed: play on at half / double pace
-            dict(label="2×", method="animate", args=[None, play(2)]),
-            dict(label="4×", method="animate", args=[None, play(4)])])],
-        sliders=[dict(active=0, x=0.2, len=0.8, y=-0.1, currentvalue=dict(prefix="frame "), steps=[
-            dict(method="animate", label=str(i + 1), args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
-                                                                          transition=dict(duration=0))])
-            for i in range(len(data))])])
+    fig.update_layout(height=height, showlegend=False, title_text=f"epoch {data[0][0]}: {data[0][1]}",
+                      margin=dict(l=10, r=10, t=60, b=90), **_player(len(data), fps))
     fig.update_xaxes(title_text="epoch", row=1, col=1)
     fig.update_xaxes(range=[-0.55, 0.55], showticklabels=False, row=1, col=3)
     fig.update_yaxes(range=[-0.55, 0.55], showticklabels=False, row=1, col=3)
     fig.update_xaxes(showticklabels=False, row=1, col=2)
     fig.update_yaxes(showticklabels=False, row=1, col=2)
+    return fig
+
+
+def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_px: int = 14):
+    """A race replayed in the browser: both arms' validation curves on the compute axis with a moving cursor on
+    top; below, each arm's reconstructions and code map at that compute (`race_timeline`), with the same
+    Play / Pause / speed buttons and frame slider as a run's replay."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    runs, labels = replay.runs, replay.labels
+    _need_snapshots(replay)
+    probes = [r.probe() or {} for r in runs]
+    if missing := [r.id for r, p in zip(runs, probes) if p.get("images") is None]:
+        raise ValueError(f"run {missing[0]} has no probe images (probe.npz) to replay")
+    timeline = race_timeline(runs)
+    files = [r.snapshot_files() for r in runs]
+    lays = [[_fill_box(xy) if xy is not None else None for xy in layouts(r)] for r in runs]
+    curves = [compared_curve(r.epochs(), "gflop") for r in runs]
+    ys = [v for _, y in curves for v in y] or [0.0, 1.0]
+    ymin, ymax = min(ys), max(ys)
+    arm_traces = {}  # (arm, snapshot index) -> its grid and map, each snapshot drawn once
+
+    def arm(k: int, i: int):
+        if (k, i) not in arm_traces:
+            snap = runs[k].load_snapshot(files[k][i])
+            arm_traces[k, i] = (int(snap["epoch"]), [_grid_trace(probes[k], snap),
+                                                     _map_trace(lays[k][i], probes[k].get("labels"))])
+        return arm_traces[k, i]
+
+    def frame_data(t: float, shown: list[int]):
+        traces = [go.Scatter(x=[t, t], y=[ymin, ymax], mode="lines", line=dict(color="#d62728", width=3),
+                             showlegend=False)]
+        epochs = []
+        for k, i in enumerate(shown):
+            ep, tr = arm(k, i)
+            traces += tr
+            epochs.append(f"{labels[k]} epoch {ep}")
+        return traces, f"{t:.3g} GFLOP · " + " · ".join(epochs)
+
+    n = len(runs)
+    titles = [f"validation error ({header(COMPARED)}) at equal training compute"]
+    for label in labels:
+        titles += [f"{label}: reconstructions", f"{label}: code map"]
+    fig = make_subplots(rows=2, cols=2 * n, specs=[[{"colspan": 2 * n}] + [None] * (2 * n - 1), [{}] * (2 * n)],
+                        row_heights=[0.42, 0.58], vertical_spacing=0.12, horizontal_spacing=0.02,
+                        subplot_titles=titles)
+    for k, (x, y) in enumerate(curves):
+        fig.add_scatter(x=x, y=y, mode="lines+markers", name=labels[k], row=1, col=1,
+                        line=dict(color=PALETTE[k % len(PALETTE)], width=3))
+    first, title = frame_data(*timeline[0])
+    fig.add_trace(first[0], row=1, col=1)
+    for j, trace in enumerate(first[1:]):
+        fig.add_trace(trace, row=2, col=j + 1)
+    animated = list(range(n, n + 1 + 2 * n))
+    frames = []
+    for i, (t, shown) in enumerate(timeline):
+        traces, text = frame_data(t, shown)
+        frames.append(go.Frame(data=traces, traces=animated, name=str(i), layout=dict(title_text=text)))
+    fig.frames = frames
+    fig.update_layout(height=height, title_text=title, font=dict(size=font_px), margin=dict(l=10, r=10, t=70, b=90),
+                      legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
+                      **_player(len(frames), fps, y=-0.08))
+    fig.update_xaxes(title_text="training compute (GFLOP)", row=1, col=1)
+    for k in range(n):
+        fig.update_xaxes(showticklabels=False, row=2, col=2 * k + 1)
+        fig.update_yaxes(showticklabels=False, row=2, col=2 * k + 1)
+        fig.update_xaxes(range=[-0.55, 0.55], showticklabels=False, row=2, col=2 * k + 2)
+        fig.update_yaxes(range=[-0.55, 0.55], showticklabels=False, row=2, col=2 * k + 2)
     return fig

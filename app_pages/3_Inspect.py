@@ -2,7 +2,7 @@
 import streamlit as st
 
 from aelab.runs import Unreadable
-from aelab.ui import inspect, present, state, views
+from aelab.ui import inspect, present, replay, state, views
 
 if present.enabled():  # a projector: the replay only, on one screen
     present.style()
@@ -27,7 +27,7 @@ st.caption(f"{cfg.name or 'custom'}: {cfg.model.kind} {','.join(map(str, cfg.mod
 st.subheader("Replay")
 inspect.replay(run)
 inspect.animation(run)
-inspect.slides(run)
+replay.slides(run, run.id)
 st.subheader("Take it home")
 views.take_home(cfg, run.status().get("input_shape"), run, key="inspect.code")
 model = views.model_or_note(run)

@@ -16,6 +16,11 @@ For each repeat: start `streamlit run app.py` on a fresh port and an empty runs 
   UMAP refresh: after the repeats, in this process: a warm projector maps each stored frame of the last
                 first run (2,000 codes) from the previous frame's layout, as the projection process does
                 for a live run; the median seconds a frame
+  loop with the live view (--loop-epochs N, 0 to skip): keras-deep at batch 256 launched from the Train page
+                of a fresh server and watched in Chromium (1280x720) until it completes; its samples/s (the
+                run's summary) against a bare PyTorch loop doing the same per-epoch validation pass in this
+                process (bench_train.bare, best of one measurement before and one after, the app idle), and
+                the same run launched headless (`python -m aelab train`) for the view's own share
 """
 from __future__ import annotations
 
@@ -100,6 +105,50 @@ def one(pw) -> dict:
         server.stop(proc)
 
 
+COMPLETED = """() => /\\bcompleted\\b/.test(document.body.innerText)"""
+
+
+def loop_with_view(pw, epochs: int) -> dict:
+    """aelab's loop with the live view open in a browser, headless, and a bare loop + validation: samples/s."""
+    import json
+    import subprocess
+
+    from aelab.data import load_data
+    from aelab.presets import PRESETS
+    from scripts.bench_train import bare
+
+    cfg = PRESETS["keras-deep"].config().with_overrides({"train.batch_size": 256, "train.epochs": epochs})
+    data = load_data(cfg.data)
+    bare(cfg, data, 1)  # the first optimizer step imports torch._dynamo
+    bare_val = [bare(cfg, data, 20, validate=True)]
+    runs = Path(tempfile.mkdtemp(prefix="aelab-bench-loop-"))
+    proc, base = server.start(runs, log=runs / "server.log")
+    try:
+        browser = pw.chromium.launch(executable_path=server.CHROMIUM, args=server.CHROMIUM_ARGS)
+        server.wait_healthy(base, proc)
+        pg = browser.new_page(viewport={"width": 1280, "height": 720})
+        pg.goto(f"{base}/Train?preset=keras-deep&train.batch_size=256&train.epochs={epochs}")
+        pg.wait_for_function(ENABLED, polling=20, timeout=120_000)
+        pg.wait_for_timeout(SETTLE_S * 1000)  # the warm worker and the UMAP warm-up settled, as in a class
+        pg.locator(".st-key-launch button").first.click()
+        pg.wait_for_function(FIRST_POINT, arg="@@none@@", polling=100, timeout=120_000)
+        run_id = re.search(r"run=([^&]+)", pg.url).group(1)
+        pg.wait_for_function(COMPLETED, polling=500, timeout=600_000)
+        viewed = json.loads((runs / run_id / "summary.json").read_text())["samples_per_second"]
+        browser.close()
+        bare_val.append(bare(cfg, data, 20, validate=True))
+    finally:
+        server.stop(proc)
+    out = subprocess.run([sys.executable, "-m", "aelab", "train", "--preset", "keras-deep", "--set",
+                          "train.batch_size=256", "--set", f"train.epochs={epochs}", "--runs-dir", str(runs)],
+                         capture_output=True, text=True, check=True)
+    headless = json.loads((Path(out.stdout.strip().splitlines()[-1]) / "summary.json").read_text())
+    best = max(bare_val)
+    return {"bare_loop_val_samples_s": best, "aelab_viewed_samples_s": viewed,
+            "aelab_headless_samples_s": headless["samples_per_second"], "viewed_vs_bare_val": viewed / best,
+            "headless_vs_bare_val": headless["samples_per_second"] / best}
+
+
 def umap_refresh(run_dir: Path) -> float:
     """Median seconds a warm projector takes for one frame of a live run (<= 2,000 codes) from the last layout."""
     from aelab.embed import Projector, load_codes
@@ -119,6 +168,7 @@ def umap_refresh(run_dir: Path) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--loop-epochs", type=int, default=150, help="epochs of the loop-with-live-view run (0: skip)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -127,10 +177,14 @@ def main() -> int:
         for i in range(args.repeats):
             rows.append(one(pw))
             print(f"repeat {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1].items()), flush=True)
-    rows[0]["umap_refresh_s"] = umap_refresh(FIRST_RUNS[-1])
-    for r in rows[1:]:
-        r["umap_refresh_s"] = rows[0]["umap_refresh_s"]
-    for k in rows[0]:
+        loop = loop_with_view(pw, args.loop_epochs) if args.loop_epochs else {}
+    if rows:
+        rows[0]["umap_refresh_s"] = umap_refresh(FIRST_RUNS[-1])
+        for r in rows[1:]:
+            r["umap_refresh_s"] = rows[0]["umap_refresh_s"]
+    if loop:
+        print("training loop, keras-deep batch 256 (samples/s): " + ", ".join(f"{k} {v:.2f}" for k, v in loop.items()))
+    for k in rows[0] if rows else ():
         vals = [r[k] for r in rows]
         unit = "" if k.endswith("baseline") else " s"
         print(f"{k}: median {statistics.median(vals):.2f}{unit} (min {min(vals):.2f}, max {max(vals):.2f}, "

@@ -57,3 +57,65 @@ def test_the_browser_animation_has_one_frame_per_snapshot_in_order_and_speeds(ru
     buttons = {b.label: b.args[1]["frame"]["duration"] for b in fig.layout.updatemenus[0].buttons}
     assert buttons["▶ Play"] == 100 and buttons["½×"] == 200 and buttons["2×"] == 50 and buttons["4×"] == 25
     assert len(fig.layout.sliders[0].steps) == n  # step through it frame by frame
+
+
+@pytest.fixture(scope="module")
+def race_replay(run, tmp_path_factory):
+    """A strategy race of the `run` fixture's greedy config: the greedy arm and its equal-compute end-to-end twin,
+    trained here and recorded as a race in one store."""
+    from aelab import race
+    from aelab.export import RaceReplay
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr("signal.signal", lambda *a: None)
+    store = RunStore(tmp_path_factory.mktemp("race"))
+    arms = race.arms(run.config, "strategy", (1, 12, 12))
+    runs = [store.create(cfg) for _, cfg in arms]
+    for r in runs:
+        assert execute(r)["status"] == "completed"
+    mp.undo()
+    rec = race.save(store.root, "strategy", [label for label, _ in arms], [r.id for r in runs])
+    return RaceReplay.load(store.root / race.RACES_DIR / f"{rec.id}.json")
+
+
+def test_a_race_replays_on_the_compute_axis_each_arm_at_its_newest_snapshot(race_replay):
+    """Recomputed by counting: at each moment t, an arm shows as many snapshots as were taken at compute <= t
+    (its first before any); the moments are every arm's snapshot compute, in order; the last frame shows the ends."""
+    from aelab.export import race_timeline, snapshot_gflop
+
+    runs = race_replay.runs
+    per = [snapshot_gflop(r) for r in runs]
+    assert all(p == sorted(p) and len(p) >= 2 for p in per) and per[0] != per[1]
+    timeline = race_timeline(runs)
+    moments = [t for t, _ in timeline]
+    assert moments == sorted(set(moments)) and set(moments) <= {g for p in per for g in p}
+    for t, shown in timeline:
+        assert shown == [max(sum(g <= t for g in p) - 1, 0) for p in per]
+    assert timeline[-1][1] == [len(p) - 1 for p in per]
+    assert len({tuple(s) for _, s in timeline}) == len(timeline)  # no frame repeats the one before
+    by_epoch = {e["epoch"]: e["gflop"] for e in runs[0].epochs()}
+    assert per[0] == [by_epoch[int(f.stem)] for f in runs[0].snapshot_files()]  # at epoch ends: their compute
+
+
+def test_a_race_exports_as_a_gif_of_its_timeline_and_plays_in_the_browser(race_replay, tmp_path, capsys):
+    from aelab import export
+
+    record = str(race_replay.runs[0].dir.parent / "races" / next(
+        p.name for p in (race_replay.runs[0].dir.parent / "races").iterdir()))
+    n = len(export.race_timeline(race_replay.runs))
+    assert main(["export", record, "--gif", str(tmp_path / "race.gif"), "--fps", "5"]) == 0
+    assert f"({n} frames)" in capsys.readouterr().out
+    film = iio.imread(tmp_path / "race.gif", index=None)
+    assert film.shape[0] == n and film.shape[1:3] == (720, 1280)
+    assert all(not np.array_equal(film[i], film[i + 1]) for i in range(n - 1))
+    assert main(["export", record, "--script", str(tmp_path / "x.py")]) == 2
+    assert "a race (a .json record) exports as --gif" in capsys.readouterr().err
+
+    fig = export.race_animation(race_replay, fps=10)
+    assert len(fig.frames) == n and [f.name for f in fig.frames] == [str(i) for i in range(n)]
+    cursor = [f.data[0].x[0] for f in fig.frames]  # the compute cursor moves forward
+    assert cursor == [t for t, _ in export.race_timeline(race_replay.runs)]
+    first_grid = [f.data[1].source for f in fig.frames]  # arm 1's grid changes exactly when its snapshot does
+    shown = [s[0] for _, s in export.race_timeline(race_replay.runs)]
+    assert [a != b for a, b in zip(first_grid, first_grid[1:])] == [a != b for a, b in zip(shown, shown[1:])]
+    assert len(fig.layout.sliders[0].steps) == n

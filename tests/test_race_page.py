@@ -1,11 +1,13 @@
 """The Train page's race (aelab/ui/race.py) through AppTest: one click, two runs, shared axes."""
 import json
+import os
 import time
 
 import pytest
 
 from aelab import race
 from aelab.metrics import label
+from aelab.runs import Run
 
 from apptest import lab_env, open_page
 
@@ -47,15 +49,33 @@ def test_one_click_races_greedy_against_end_to_end_on_the_compute_axis(at):
     assert abs(ends[0] - ends[1]) / ends[0] < 0.25  # equal compute: both curves end near the same GFLOP
     assert len(at.image) == 2 and sum(t.startswith("code map") for t in charts(at)) == 2
     reading = next(c.value for c in at.caption if "leads by" in c.value)
-    from aelab.runs import Run  # recompute the reading from the run folders themselves
+    # recompute the reading from the run folders themselves
     last = [Run(runs / i).epochs()[-1]["val_full_sq_err"] for i in r.run_ids]
     tests = [json.loads((runs / i / "summary.json").read_text())["test_full_sq_err"] for i in r.run_ids]
     leader = r.labels[0] if last[0] < last[1] else r.labels[1]
     assert f"**{leader}** leads by {abs(last[0] - last[1]):.3g}" in reading
     assert f"on the test split {tests[0]:.4g} vs {tests[1]:.4g}" in reading
-    shown = open_page("app_pages/1_Train.py", race=race_id, present="1")  # the projector view of the same race
+    from aelab.export import RaceReplay, race_timeline
+
+    arms = RaceReplay(tuple(Run(runs / i) for i in r.run_ids), r.labels)
+    n = len(race_timeline(arms.runs))
+    at.toggle(key="race.replay").set_value(True).run()  # the finished race again, as an animation
+    assert not at.exception, at.exception
+    film = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "frames" in json.loads(c.proto.spec))
+    assert len(film["frames"]) == n >= 2 and [d["name"] for d in film["data"][:2]] == list(r.labels)
+    assert {b.proto.label for b in at.get("download_button")} >= {"Replay as GIF", "Replay as MP4", "Last frame as PNG"}
+    status = [json.loads((runs / i / "status.json").read_text()) for i in r.run_ids]
+    for i, st in zip(r.run_ids, status):  # the projector view while the race runs: both arms live
+        (runs / i / "status.json").write_text(json.dumps({**st, "status": "running", "pid": os.getpid()}))
+    shown = open_page("app_pages/1_Train.py", race=race_id, present="1")
     assert not shown.get("button") and len(shown.image) == 2  # no settings, no Launch: the panels only
     assert len(shown.get("plotly_chart")) == 3  # the curves and both code maps
+    for i, st in zip(r.run_ids, status):
+        (runs / i / "status.json").write_text(json.dumps(st))
+    shown = open_page("app_pages/1_Train.py", race=race_id, present="1")  # ended: its replay, one screen
+    (film,) = [json.loads(c.proto.spec) for c in shown.get("plotly_chart")]
+    assert len(film["frames"]) == n and film["layout"]["font"]["size"] == 18
+    assert any("leads by" in m.value for m in shown.markdown)
     replay = open_page("app_pages/3_Inspect.py", run=r.run_ids[0], present="1")
     assert replay.select_slider(key=f"present.frame.{r.run_ids[0]}").value == len(
         list((runs / r.run_ids[0] / "snapshots").glob("*.npz"))) - 1

@@ -10,6 +10,7 @@ from ..embed import align, load_codes, pca_2d
 from ..metrics import VOCABULARY, header
 from ..runs import Run
 from . import state, views
+from .replay import request_umap
 
 
 def label(run: Run) -> str:
@@ -91,8 +92,6 @@ def grids(runs: list[Run]) -> dict[str, np.ndarray]:
 def aligned_latest(runs: list[Run]) -> list[tuple[Run, dict | None, np.ndarray | None, str]]:
     """(run, latest snapshot, its 2-D layout, method) per run: one projection for all (UMAP only when
     every run has it, else PCA), each layout aligned to the first."""
-    from .inspect import request_umap
-
     latest = []
     for r in runs:
         request_umap(r)

@@ -1,24 +1,15 @@
 """The Inspect page's pieces: replay of saved snapshots, filters, interpolation, denoising, worst cases."""
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 import torch
 
 from .. import probes, viz
 from ..config import NOISE_KINDS, NoiseConfig
-from ..embed import REQUEST_FILE
-from ..runs import LIVE, Run, Unreadable
-from . import state, views
-
-
-def request_umap(run: Run) -> None:
-    """Ask the projection process for UMAP layouts of every frame of a saved run (it does a few at a time)."""
-    if state.umap_state() != "off" and run.status().get("status") not in LIVE and not (run.dir / REQUEST_FILE).exists():
-        (run.dir / REQUEST_FILE).touch()
+from ..runs import Run, Unreadable
+from . import replay as replays
+from . import views
 
 
 def replay(run: Run) -> None:
@@ -27,7 +18,7 @@ def replay(run: Run) -> None:
     if not files:
         st.info("This run has no snapshots yet.")
         return
-    request_umap(run)
+    replays.request_umap(run)
     key = "inspect.snapshot"
     if st.session_state.get("_inspect_for") != run.id or st.session_state.get(key, 0) >= len(files):
         st.session_state[key] = len(files) - 1
@@ -43,42 +34,11 @@ def replay(run: Run) -> None:
     views.snapshot_view(run, snap, xy, method, key="replay", umap_note=views.umap_note(method))
 
 
-@st.cache_resource(show_spinner="drawing the animation ...", max_entries=4)
-def _animation(run_dir: str, frames: tuple[str, ...], umap: tuple[bool, ...]):
-    from .. import export
-
-    return export.animation(Run(run_dir))
-
-
 def animation(run: Run) -> None:
     """The replay played in the browser: Play / Pause / a frame slider, 10 frames a second, no server work."""
-    files = run.snapshot_files()
-    if not files or not st.toggle("play as an animation (in the browser, 10 frames/s)", key="inspect.animate"):
-        return
-    from ..embed import umap_path
-
-    fig = _animation(str(run.dir), tuple(f.name for f in files), tuple(umap_path(f).exists() for f in files))
-    st.plotly_chart(fig, key="replay_anim")
-
-
-def slides(run: Run) -> None:
-    """The replay for slides: GIF (1280x720), MP4 and the last frame as a PNG (1920x1080), drawn on click."""
-    from .. import export
-
-    if not run.snapshot_files() or run.status().get("status") in LIVE:
-        return
-
-    def mp4() -> bytes:
-        with tempfile.TemporaryDirectory() as d:
-            return export.mp4(run, Path(d) / "replay.mp4").read_bytes()
-
-    row = st.container(horizontal=True)
-    row.download_button("Replay as GIF", lambda: export.gif(run), f"{run.id}.gif", "image/gif", key="dl_gif",
-                      help="one frame per snapshot: loss with a cursor, reconstructions, code map (1280x720)")
-    row.download_button("Replay as MP4", mp4, f"{run.id}.mp4", "video/mp4", key="dl_mp4",
-                      help="the same frames at 1920x1080, H.264")
-    row.download_button("Last frame as PNG", lambda: export.png(run), f"{run.id}.png", "image/png", key="dl_png",
-                      help="the finished run at slide resolution (1920x1080)")
+    if run.snapshot_files() and st.toggle("play as an animation (in the browser, 10 frames/s)",
+                                          key="inspect.animate"):
+        replays.player(run, key="replay_anim")
 
 
 def _frame_names(run: Run, n: int) -> list[str]:

@@ -8,8 +8,10 @@ import streamlit as st
 
 from .. import race as races
 from .. import viz
-from ..runs import Run, Unreadable
+from ..export import RaceReplay
+from ..runs import LIVE, Run, Unreadable
 from . import compare, live, race, state, views
+from . import replay as replays
 
 PARAM = "present"
 FONT_PX = 18  # chart text on a projector
@@ -115,9 +117,16 @@ def live_run(run_id: str) -> None:
 
 
 def live_race(race_id: str) -> None:
+    """A race live while an arm trains; once both have ended, its replay (both arms at equal compute)."""
     loaded = race.load(race_id)
-    if loaded is not None:
-        live.poll(loaded[1], _live_race, *loaded)
+    if loaded is None:
+        return
+    r, runs = loaded
+    if any(x.status().get("status") in LIVE for x in runs):
+        live.poll(runs, _live_race, r, runs)
+    else:
+        st.markdown(race.verdict(r, runs, ended=True))
+        replays.player(RaceReplay(tuple(runs), r.labels), key="present_race_replay", height=580, font_px=FONT_PX)
 
 
 def _live_race(r: races.Race, runs: list[Run]) -> None:

@@ -6,10 +6,13 @@ import numpy as np
 import streamlit as st
 
 from .. import race, viz
+from ..export import RaceReplay
 from ..metrics import header
 from ..paths import check_data_paths
 from ..runs import LIVE, Run
 from . import compare, live, state, views
+from . import replay as replays
+
 
 def launcher(cfg, input_shape) -> str | None:
     """The race picker and its button; returns the new race's id when launched."""
@@ -73,6 +76,11 @@ def _draw(r: race.Race, runs: list[Run]) -> None:
             if grid is not None:
                 col.image(grid, caption=f"{label}: {caption}", width="stretch")
     compare.maps(runs)
+    if not any(s.get("status") in LIVE for s in statuses):  # ended: the race again, as an animation or slides
+        both = RaceReplay(tuple(runs), r.labels)
+        if st.toggle("replay the race (in the browser, 10 frames/s: both arms at equal compute)", key="race.replay"):
+            replays.player(both, key="race_replay")
+        replays.slides(both, r.id, key="race_dl")
 
 
 def verdict(r: race.Race, runs: list[Run], ended: bool | None = None) -> str:
