@@ -48,6 +48,7 @@ def test_killed_worker_reads_interrupted_and_its_config_runs_again(tmp_path, tin
     assert jobs.state(run.dir) == "interrupted"  # dead pid, though the record still says running
     assert jobs.read(run.dir)["state"] == "running"
     assert run.status()["status"] == "interrupted" and run.summary()["status"] == "interrupted"
+    assert run.summary()["epochs_completed"] >= 1 and RunStore(tmp_path).get(run.id).epochs()  # still readable
     again, proc2 = start_run(run.config, tmp_path)  # the Train page's Re-run
     assert again.config == run.config and again.id != run.id
     until(lambda: epoch_of(again) >= 1, what="the re-run's first epoch")

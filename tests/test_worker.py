@@ -48,15 +48,7 @@ def test_worker_trains_and_writes_a_complete_run(tmp_path, tiny_cfg):
     assert not list(d.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 
-def test_stop_request_ends_with_status_stopped_and_saved_weights(tmp_path, tiny_cfg):
-    run, proc = start_run(tiny_cfg.with_overrides({"train.epochs": 2000}), tmp_path)
-    _wait(run, until=lambda st: st.get("epoch", 0) >= 1)
-    run.request("stop")
-    assert proc.wait(timeout=60) == 0
-    assert run.summary()["status"] == "stopped" and run.has_weights()
-
-
-def test_pause_and_resume(tmp_path, tiny_cfg):
+def test_pause_resume_and_stop_with_saved_weights(tmp_path, tiny_cfg):
     run, proc = start_run(tiny_cfg.with_overrides({"train.epochs": 2000}), tmp_path)
     _wait(run, until=lambda st: st.get("epoch", 0) >= 1)
     run.request("pause")
@@ -67,7 +59,8 @@ def test_pause_and_resume(tmp_path, tiny_cfg):
     run.request("resume")
     _wait(run, until=lambda st: st["status"] == "running")
     run.request("stop")
-    proc.wait(timeout=60)
+    assert proc.wait(timeout=60) == 0
+    assert run.summary()["status"] == "stopped" and run.has_weights()
 
 
 def test_stage_by_stage_waits_for_next_stage(tmp_path, tiny_cfg):
@@ -79,25 +72,14 @@ def test_stage_by_stage_waits_for_next_stage(tmp_path, tiny_cfg):
     assert proc.wait(timeout=60) == 0 and run.summary()["status"] == "completed"
 
 
-def test_killed_worker_leaves_a_readable_interrupted_run(tmp_path, tiny_cfg):
-    run, proc = start_run(tiny_cfg.with_overrides({"train.epochs": 2000}), tmp_path)
-    _wait(run, until=lambda st: len(run.epochs()) >= 1)  # a whole epoch record is on disk
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    st = run.status()
-    assert st["status"] == "interrupted"
-    s = run.summary()
-    assert s["status"] == "interrupted" and s["epochs_completed"] >= 1
-    assert RunStore(tmp_path).get(run.id).epochs()  # metrics still readable
+# A killed worker: tests/test_jobs.py (interrupted, readable, run again) and tests/test_resume.py (resumed).
 
 
-def test_diverging_run_is_marked_with_a_hint(tmp_path, tiny_cfg):
+def test_diverging_run_is_marked_with_a_hint(tmp_path, tiny_cfg, monkeypatch):
     cfg = tiny_cfg.with_overrides({"train.loss": "mse", "train.lr": 10.0, "train.optimizer": "sgd",
                                    "model.activation": "linear", "train.epochs": 50})
-    run, proc = start_run(cfg, tmp_path)
-    assert proc.wait(timeout=60) == 1
-    s = run.summary()
-    assert s["status"] == "diverged" and "train.lr" in s["message"]
+    s = _execute(RunStore(tmp_path).create(cfg), monkeypatch)  # in this process: the worker's exit code is
+    assert s["status"] == "diverged" and "train.lr" in s["message"]  # test_failure_inside_the_worker's subject
 
 
 def test_failure_inside_the_worker_is_reported(tmp_path, tiny_cfg):
