@@ -19,7 +19,7 @@ from aelab.ui import server
 README_SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 # 20 epochs: a warm worker on an idle machine trains them in ~4 s (5 took under one, and the page could miss
 # the run), long enough for the live page to redraw its curve a few times.
-RUN = "/Train?preset=keras-deep&train.epochs=20&train.batch_size=64&data.max_train=2000"
+RUN = "/Train?preset=keras-deep&train.epochs=10&train.batch_size=64&data.max_train=2000"
 RUN2 = ("/Train?preset=tied-stacked&train.epochs=1&train.finetune_epochs=2&train.batch_size=64"
         "&data.max_train=2000")
 SHOT_EPOCHS, WAIT_S = 3, 120
@@ -187,7 +187,8 @@ def test_server_killed_mid_run_loses_nothing(page, tmp_path):
     from aelab.runs import RunStore, pid_alive
 
     runs = tmp_path / "runs"
-    proc, base = server.start(runs, log=tmp_path / "server.log")
+    # no UMAP warm-up taking the cores: the standby stands for the services (test_jobs kills the projector's parent)
+    proc, base = server.start(runs, log=tmp_path / "server.log", env={"AELAB_UMAP": "0"})
     try:
         server.wait_healthy(base, proc)
         pg = page.context.browser.new_page(viewport={"width": 1500, "height": 2000})

@@ -107,27 +107,26 @@ def test_queue_tickets_slots_and_shares_in_process(tmp_path):
 
 def test_launches_at_once_share_two_slots_in_order(tmp_path, tiny_cfg, monkeypatch):
     monkeypatch.setenv("AELAB_MAX_JOBS", "2")
-    launched = [start_run(tiny_cfg.with_overrides(LONG), tmp_path) for _ in range(5)]
+    launched = [start_run(tiny_cfg.with_overrides(LONG), tmp_path) for _ in range(4)]
     runs, procs = [r for r, _ in launched], [p for _, p in launched]
 
     def states():
         return [(jobs.state(r.dir), (jobs.read(r.dir) or {}).get("position")) for r in runs]
-    until(lambda: states() == [("running", None)] * 2 + [("queued", 1), ("queued", 2), ("queued", 3)],
-          what=f"two running, three in line; last {states()}")
-    jobs.cancel(runs[4].dir)  # the Train page's Cancel
-    assert procs[4].wait(timeout=60) == 0
-    assert jobs.state(runs[4].dir) == "cancelled" and runs[4].status()["status"] == "cancelled"
-    assert not runs[4].epochs()
+    until(lambda: states() == [("running", None)] * 2 + [("queued", 1), ("queued", 2)],
+          what=f"two running, two in line; last {states()}")
+    jobs.cancel(runs[3].dir)  # the Train page's Cancel
+    assert procs[3].wait(timeout=60) == 0
+    assert jobs.state(runs[3].dir) == "cancelled" and runs[3].status()["status"] == "cancelled"
+    assert not runs[3].epochs()
     for r in runs[:2]:
         until(lambda: epoch_of(r) >= 1, what="first epoch")
         r.request("stop")
-    until(lambda: [s for s, _ in states()[2:4]] == ["running"] * 2, what="the waiting two start")
-    for r in runs[2:4]:
-        until(lambda: epoch_of(r) >= 1, what="first epoch")
-        r.request("stop")
-    assert [p.wait(timeout=120) for p in procs[:4]] == [0] * 4
-    recs = [jobs.read(r.dir) for r in runs[:4]]
-    assert all(r.summary()["status"] == "stopped" for r in runs[:4])
+    until(lambda: states()[2][0] == "running", what="the one in line starts")
+    until(lambda: epoch_of(runs[2]) >= 1, what="first epoch")
+    runs[2].request("stop")
+    assert [p.wait(timeout=120) for p in procs[:3]] == [0] * 3
+    recs = [jobs.read(r.dir) for r in runs[:3]]
+    assert all(r.summary()["status"] == "stopped" for r in runs[:3])
     for rec in recs:  # the worker set its threads to the fair share of the jobs running beside it
         assert 1 <= rec["sharing"] <= 2 and rec["threads"] == fair_threads(rec["sharing"])
     events = sorted([(rec["started"], 1) for rec in recs] + [(rec["ended"], -1) for rec in recs])
@@ -136,7 +135,7 @@ def test_launches_at_once_share_two_slots_in_order(tmp_path, tiny_cfg, monkeypat
         running += step
         peak = max(peak, running)
     assert peak == 2
-    assert min(recs[2]["started"], recs[3]["started"]) >= min(recs[0]["ended"], recs[1]["ended"])
+    assert recs[2]["started"] >= min(recs[0]["ended"], recs[1]["ended"])  # in line until a slot was free
 
 
 SERVICES = {  # what the app server starts: the warm standby worker and the UMAP projector
