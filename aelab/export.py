@@ -352,49 +352,49 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
     curves = [compared_curve(r.epochs(), "gflop") for r in runs]
     ys = [v for _, y in curves for v in y] or [0.0, 1.0]
     ymin, ymax = min(ys), max(ys)
-    arm_traces = {}  # (arm, snapshot index) -> its grid and map, each snapshot drawn once
-
-    def arm(k: int, i: int):
-        if (k, i) not in arm_traces:
-            snap = runs[k].load_snapshot(files[k][i])
-            arm_traces[k, i] = (int(snap["epoch"]), [_grid_trace(probes[k], snap),
-                                                     _map_trace(lays[k][i], probes[k].get("labels"))])
-        return arm_traces[k, i]
+    n = len(runs)
+    used = [sorted({shown[k] for _, shown in timeline}) for k in range(n)]  # the snapshots each arm shows
+    snaps = {(k, i): runs[k].load_snapshot(files[k][i]) for k in range(n) for i in used[k]}
+    short = [label.split(" (")[0] for label in labels]  # "greedy (10 epochs x 3 stages ...)" -> "greedy"
 
     def frame_data(t: float, shown: list[int]):
+        """The moment's cursor, maps and which grid of each arm shows: every grid is one image trace, shown or
+        hidden, so each snapshot's PNG is in the figure once, not once per frame. (Plotly redraws an image at
+        every frame; the browser shows it blank until decoded: a brief flicker, caught in about one screenshot
+        in eight during playback.)"""
         traces = [go.Scatter(x=[t, t], y=[ymin, ymax], mode="lines", line=dict(color="#d62728", width=3),
                              showlegend=False)]
-        epochs = []
-        for k, i in enumerate(shown):
-            ep, tr = arm(k, i)
-            traces += tr
-            epochs.append(f"{labels[k]} epoch {ep}")
-        return traces, f"{t:.3g} GFLOP · " + " · ".join(epochs)
+        traces += [_map_trace(lays[k][i], probes[k].get("labels")) for k, i in enumerate(shown)]
+        traces += [go.Image(visible=i == shown[k]) for k in range(n) for i in used[k]]
+        epochs = ", ".join(f"{short[k]} at epoch {int(snaps[k, i]['epoch'])}" for k, i in enumerate(shown))
+        return traces, f"{t:.3g} GFLOP: {epochs}"
 
-    n = len(runs)
-    titles = [f"validation error ({header(COMPARED)}) at equal training compute"]
-    for label in labels:
-        titles += [f"{label}: reconstructions", f"{label}: code map"]
+    titles = [f"{header(COMPARED)} against training compute (GFLOP)"]
+    for name in short:
+        titles += [f"{name}: reconstructions", f"{name}: code map"]
     fig = make_subplots(rows=2, cols=2 * n, specs=[[{"colspan": 2 * n}] + [None] * (2 * n - 1), [{}] * (2 * n)],
-                        row_heights=[0.42, 0.58], vertical_spacing=0.12, horizontal_spacing=0.02,
+                        row_heights=[0.42, 0.58], vertical_spacing=0.1, horizontal_spacing=0.02,
                         subplot_titles=titles)
     for k, (x, y) in enumerate(curves):
         fig.add_scatter(x=x, y=y, mode="lines+markers", name=labels[k], row=1, col=1,
                         line=dict(color=PALETTE[k % len(PALETTE)], width=3))
     first, title = frame_data(*timeline[0])
     fig.add_trace(first[0], row=1, col=1)
-    for j, trace in enumerate(first[1:]):
-        fig.add_trace(trace, row=2, col=j + 1)
-    animated = list(range(n, n + 1 + 2 * n))
+    for k in range(n):
+        fig.add_trace(first[1 + k], row=2, col=2 * k + 2)
+    for k in range(n):
+        for i in used[k]:
+            fig.add_trace(_grid_trace(probes[k], snaps[k, i]).update(visible=i == timeline[0][1][k]), row=2,
+                          col=2 * k + 1)
+    animated = list(range(n, len(fig.data)))  # all but the curves
     frames = []
-    for i, (t, shown) in enumerate(timeline):
+    for j, (t, shown) in enumerate(timeline):
         traces, text = frame_data(t, shown)
-        frames.append(go.Frame(data=traces, traces=animated, name=str(i), layout=dict(title_text=text)))
+        frames.append(go.Frame(data=traces, traces=animated, name=str(j), layout=dict(title_text=text)))
     fig.frames = frames
     fig.update_layout(height=height, title_text=title, font=dict(size=font_px), margin=dict(l=10, r=10, t=70, b=90),
-                      legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
+                      legend=dict(x=1, xanchor="right", y=1, yanchor="top", bgcolor="rgba(255,255,255,0.8)"),
                       **_player(len(frames), fps, y=-0.08))
-    fig.update_xaxes(title_text="training compute (GFLOP)", row=1, col=1)
     for k in range(n):
         fig.update_xaxes(showticklabels=False, row=2, col=2 * k + 1)
         fig.update_yaxes(showticklabels=False, row=2, col=2 * k + 1)

@@ -115,7 +115,12 @@ def test_a_race_exports_as_a_gif_of_its_timeline_and_plays_in_the_browser(race_r
     assert len(fig.frames) == n and [f.name for f in fig.frames] == [str(i) for i in range(n)]
     cursor = [f.data[0].x[0] for f in fig.frames]  # the compute cursor moves forward
     assert cursor == [t for t, _ in export.race_timeline(race_replay.runs)]
-    first_grid = [f.data[1].source for f in fig.frames]  # arm 1's grid changes exactly when its snapshot does
-    shown = [s[0] for _, s in export.race_timeline(race_replay.runs)]
-    assert [a != b for a, b in zip(first_grid, first_grid[1:])] == [a != b for a, b in zip(shown, shown[1:])]
+    images = [i for i, t in enumerate(fig.data) if t.type == "image"]  # every grid drawn once, shown or hidden
+    sources = [fig.data[i].source for i in images]
+    assert len(set(sources)) == len(sources)
+    for frame, (_, shown) in zip(fig.frames, export.race_timeline(race_replay.runs)):
+        visible = [fig.data[i].source for i, d in zip(frame.traces, frame.data) if d.type == "image" and d.visible]
+        expected = [export._grid_trace(arm.probe(), arm.load_snapshot(arm.snapshot_files()[k])).source
+                    for arm, k in zip(race_replay.runs, shown)]
+        assert visible == expected  # each arm's grid at its shown snapshot, in arm order
     assert len(fig.layout.sliders[0].steps) == n
