@@ -373,7 +373,7 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
     for name in short:
         titles += [f"{name}: reconstructions", f"{name}: code map"]
     fig = make_subplots(rows=2, cols=2 * n, specs=[[{"colspan": 2 * n}] + [None] * (2 * n - 1), [{}] * (2 * n)],
-                        row_heights=[0.42, 0.58], vertical_spacing=0.1, horizontal_spacing=0.02,
+                        row_heights=[0.42, 0.58], vertical_spacing=0.13, horizontal_spacing=0.02,
                         subplot_titles=titles)
     for k, (x, y) in enumerate(curves):
         fig.add_scatter(x=x, y=y, mode="lines+markers", name=labels[k], row=1, col=1,
@@ -395,6 +395,14 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
     fig.update_layout(height=height, title_text=title, font=dict(size=font_px), margin=dict(l=10, r=10, t=70, b=90),
                       legend=dict(x=1, xanchor="right", y=1, yanchor="top", bgcolor="rgba(255,255,255,0.8)"),
                       **_player(len(frames), fps, y=-0.08))
+    # every text at font_px (18 in presentation mode): ticks, panel titles, legend, buttons and slider too
+    fig.update_xaxes(tickfont_size=font_px)
+    fig.update_yaxes(tickfont_size=font_px)
+    fig.update_annotations(font_size=font_px)
+    fig.update_layout(title_font_size=font_px + 2, legend_font_size=font_px)
+    fig.layout.updatemenus[0].font.size = font_px
+    fig.layout.sliders[0].font.size = font_px - 4  # one label per frame: smaller, or they overlap
+    fig.layout.sliders[0].currentvalue.font.size = font_px
     for k in range(n):
         fig.update_xaxes(showticklabels=False, row=2, col=2 * k + 1)
         fig.update_yaxes(showticklabels=False, row=2, col=2 * k + 1)

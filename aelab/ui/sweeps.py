@@ -26,7 +26,7 @@ def base_config() -> tuple[RunConfig | None, str | None]:
     return build.check(values, st.session_state.get("_name", ""))
 
 
-WHERE = {"queue": "this machine (job queue)", "ray": "Ray on this machine", "cluster": "a Ray cluster"}
+WHERE = {"queue": "job queue (here)", "ray": "Ray (here)", "cluster": "Ray cluster"}
 
 
 @dataclass
