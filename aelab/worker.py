@@ -334,12 +334,14 @@ class WorkerPool:
     ends as soon as the process that holds the pool is gone.
     """
 
-    def __init__(self, runs_dir: str | os.PathLike = "runs", respawn_delay_s: float = 0.0):
+    def __init__(self, runs_dir: str | os.PathLike = "runs", respawn_delay_s: float = 0.0, env: dict | None = None):
         """respawn_delay_s: start the next standby this long after a launch, so its torch import does
         not compete with the launched run's first steps on a small machine (a launch in between gets a
-        fresh process, as when the standby has died)."""
+        fresh process, as when the standby has died). env: extra variables for the workers (the app's
+        reserved core)."""
         self.store = RunStore(runs_dir)
         self.respawn_delay_s = respawn_delay_s
+        self.env = env
         self._lock = threading.Lock()
         self._standby: subprocess.Popen | None = None
         self._children: list[subprocess.Popen] = []
@@ -356,7 +358,7 @@ class WorkerPool:
         timer.start()
 
     def _spawn_standby(self) -> None:
-        self._standby = jobs.spawn("aelab.worker", "--standby", service=True, stdin=subprocess.PIPE)
+        self._standby = jobs.spawn("aelab.worker", "--standby", service=True, stdin=subprocess.PIPE, env=self.env)
 
     def start(self, cfg: RunConfig) -> Run:
         validate(cfg)
@@ -391,7 +393,7 @@ class WorkerPool:
                 proc.stdin.flush()
                 proc.stdin.close()
             except (BrokenPipeError, OSError):
-                proc = jobs.spawn("aelab.worker", str(run.dir))
+                proc = jobs.spawn("aelab.worker", str(run.dir), env=self.env)
             self._children.append(proc)
             if self.respawn_delay_s > 0:
                 self._respawn_later()

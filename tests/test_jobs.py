@@ -105,6 +105,16 @@ def test_queue_tickets_slots_and_shares_in_process(tmp_path):
     assert [fair_threads(n, 8) for n in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
 
 
+def test_the_apps_workers_leave_a_core_to_its_live_view(monkeypatch):
+    """AELAB_RESERVED_CORES (what the app's workers get) comes off the cores before they are shared out."""
+    from aelab.ui import state
+
+    monkeypatch.setattr(os, "environ", {**os.environ, **state.WORKER_ENV})
+    assert state.WORKER_ENV == {jobs.RESERVED_ENV: "1"}
+    assert [fair_threads(n, 2) for n in (1, 2, 3)] == [1, 1, 1]  # 2 cores: one trains, one draws
+    assert [fair_threads(n, 16) for n in (1, 2, 3, 15, 20)] == [15, 7, 5, 1, 1]
+
+
 def test_launches_at_once_share_two_slots_in_order(tmp_path, tiny_cfg, monkeypatch):
     monkeypatch.setenv("AELAB_MAX_JOBS", "2")
     launched = [start_run(tiny_cfg.with_overrides(LONG), tmp_path) for _ in range(4)]

@@ -91,11 +91,14 @@ def test_failure_inside_the_worker_is_reported(tmp_path, tiny_cfg):
 
 
 def test_warm_pool_starts_runs(tmp_path, tiny_cfg):
-    pool = WorkerPool(tmp_path)
+    from aelab import jobs
+
+    pool = WorkerPool(tmp_path, env={jobs.RESERVED_ENV: "1"})  # as the app's pool: a core left to its view
     try:
         run = pool.start(tiny_cfg)
         assert _wait(run)["status"] == "completed"
         assert [r.id for r in RunStore(tmp_path).list()] == [run.id]
+        assert jobs.read(run.dir)["threads"] == max(1, (os.cpu_count() or 1) - 1)  # the standby got the variable
     finally:
         pool.shutdown()
 

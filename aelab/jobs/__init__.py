@@ -15,6 +15,7 @@ import importlib
 # Loaded on first use: `python -m aelab.jobs` must start a service's parent watch before torch is
 # imported (record -> runs imports torch), and this package's __init__ runs first.
 _API = {"Job": "job", "Cancelled": "job", "Queue": "queue", "fair_threads": "queue", "max_jobs": "queue",
+        "RESERVED_ENV": "queue",
         "prepare": "launch", "spawn": "launch", "read": "record", "state": "record", "judge": "record",
         "cancel": "record", "cancel_requested": "record", "ordinal": "record", "STALE_S": "record", "HEARTBEAT_S": "record"}
 __all__ = list(_API)

@@ -43,14 +43,22 @@ def max_jobs() -> int:
 
 
 THREADS_ENV = "AELAB_THREADS"  # a fixed thread count per job (a sweep's --threads), instead of the fair share
+# Cores left out of the share: the app sets 1 for the workers it starts, whose live view (the server redrawing
+# it, the UMAP process, the browser) needs a core. Training with 2 torch threads on 2 cores beside it ran at
+# 3,100 samples/s, with 1 thread at 19,800 (keras-deep, batch 256; scripts/bench_ui): threads that wait on
+# each other at every operation stall whenever one of them is pushed off its core.
+RESERVED_ENV = "AELAB_RESERVED_CORES"
 
 
 def fair_threads(running: int, n_cores: int | None = None) -> int:
-    """Torch threads for one of `running` jobs: the cores shared out, at least one each (or AELAB_THREADS)."""
+    """Torch threads for one of `running` jobs: the cores (less AELAB_RESERVED_CORES) shared out, at least one
+    each (or AELAB_THREADS)."""
     fixed = os.environ.get(THREADS_ENV, "")
     if fixed.isdigit() and int(fixed) > 0:
         return int(fixed)
-    return max(1, (n_cores or cores()) // max(1, running))
+    reserved = os.environ.get(RESERVED_ENV, "")
+    usable = (n_cores or cores()) - (int(reserved) if reserved.isdigit() else 0)
+    return max(1, usable // max(1, running))
 
 
 class Queue:

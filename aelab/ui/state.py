@@ -29,13 +29,15 @@ def store() -> RunStore:
 
 
 STANDBY_DELAY_S = 5.0  # a new warm worker imports torch for seconds: not while a launched run starts
+# What the app's workers (runs, races, sweeps) get: one core left to the live view (jobs.queue.RESERVED_ENV).
+WORKER_ENV = {"AELAB_RESERVED_CORES": "1"}
 
 
 @st.cache_resource(show_spinner=False)
 def _pool(root: str):
     from ..worker import WorkerPool
 
-    return WorkerPool(root, respawn_delay_s=STANDBY_DELAY_S)
+    return WorkerPool(root, respawn_delay_s=STANDBY_DELAY_S, env=WORKER_ENV)
 
 
 def pool():

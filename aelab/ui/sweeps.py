@@ -116,7 +116,7 @@ def launch(base: RunConfig, sweep_id: str, plan: Plan) -> None:
 
 
 def spawn_sweep(args: list[str], log):
-    return jobs.spawn("aelab", *args, log=log)
+    return jobs.spawn("aelab", *args, log=log, env=state.WORKER_ENV)  # its cells leave the page a core
 
 
 def driver_alive(sweep_id: str) -> bool:
