@@ -187,8 +187,8 @@ def test_server_killed_mid_run_loses_nothing(page, tmp_path):
     from aelab.runs import RunStore, pid_alive
 
     runs = tmp_path / "runs"
-    # no UMAP warm-up taking the cores: the standby stands for the services (test_jobs kills the projector's parent)
-    proc, base = server.start(runs, log=tmp_path / "server.log", env={"AELAB_UMAP": "0"})
+    proc, base = server.start(runs, log=tmp_path / "server.log")  # its services: the projector (the standby is
+    # the worker now, its successor starts STANDBY_DELAY_S later)
     try:
         server.wait_healthy(base, proc)
         pg = page.context.browser.new_page(viewport={"width": 1500, "height": 2000})
