@@ -3,6 +3,7 @@ import errno
 import json
 import os
 import signal
+import threading
 import time
 
 import numpy as np
@@ -48,8 +49,19 @@ def test_worker_trains_and_writes_a_complete_run(tmp_path, tiny_cfg):
     assert not list(d.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 
-def test_pause_resume_and_stop_with_saved_weights(tmp_path, tiny_cfg):
-    run, proc = start_run(tiny_cfg.with_overrides({"train.epochs": 2000}), tmp_path)
+def _in_thread(run, monkeypatch):
+    """execute(run) in a thread of this process, as a worker process runs it (the same file control, without an
+    interpreter to start: the process itself is test_worker_trains_and_writes_a_complete_run's subject)."""
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's SIGTERM handler
+    out: dict = {}
+    t = threading.Thread(target=lambda: out.update(execute(run)), daemon=True)
+    t.start()
+    return t, out
+
+
+def test_pause_resume_and_stop_with_saved_weights(tmp_path, tiny_cfg, monkeypatch):
+    run = RunStore(tmp_path).create(tiny_cfg.with_overrides({"train.epochs": 2000}))
+    thread, out = _in_thread(run, monkeypatch)
     _wait(run, until=lambda st: st.get("epoch", 0) >= 1)
     run.request("pause")
     _wait(run, until=lambda st: st["status"] == "paused")
@@ -59,17 +71,20 @@ def test_pause_resume_and_stop_with_saved_weights(tmp_path, tiny_cfg):
     run.request("resume")
     _wait(run, until=lambda st: st["status"] == "running")
     run.request("stop")
-    assert proc.wait(timeout=60) == 0
+    thread.join(60)
+    assert not thread.is_alive() and out["status"] == "stopped"
     assert run.summary()["status"] == "stopped" and run.has_weights()
 
 
-def test_stage_by_stage_waits_for_next_stage(tmp_path, tiny_cfg):
+def test_stage_by_stage_waits_for_next_stage(tmp_path, tiny_cfg, monkeypatch):
     cfg = tiny_cfg.with_overrides({"train.strategy": "greedy", "train.epochs": 1, "train.pause_after_stage": True})
-    run, proc = start_run(cfg, tmp_path)
+    run = RunStore(tmp_path).create(cfg)
+    thread, out = _in_thread(run, monkeypatch)
     st = _wait(run, until=lambda st: st["status"] == "paused")
     assert st["message"] == "pretraining layer 1 of 2 done" and run.epochs()[-1]["stage"] == 1
     run.request("resume", pause_after_stage=False)  # "Run all stages"
-    assert proc.wait(timeout=60) == 0 and run.summary()["status"] == "completed"
+    thread.join(60)
+    assert not thread.is_alive() and out["status"] == "completed" and run.summary()["status"] == "completed"
 
 
 # A killed worker: tests/test_jobs.py (interrupted, readable, run again) and tests/test_resume.py (resumed).
