@@ -21,11 +21,13 @@ For each repeat: start `streamlit run app.py` on a fresh port and an empty runs 
                 run's summary) against a bare PyTorch loop doing the same per-epoch validation pass in this
                 process (bench_train.bare, best of one measurement before and one after, the app idle; also
                 with one torch thread fewer: what the app's worker gets, a core being left to the view), and
-                the same run launched headless (`python -m aelab train`) for the view's own share
+                the same run launched headless (`python -m aelab train`) for the view's own share; and the
+                cores each kind of process used meanwhile (worker, UMAP process, server, browser; from /proc)
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -109,6 +111,34 @@ def one(pw) -> dict:
 COMPLETED = """() => /\\bcompleted\\b/.test(document.body.innerText)"""
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by this machine's lab processes, by kind (from /proc: Linux only): the training
+    worker(s), the UMAP process, the Streamlit server, the browser."""
+    hz, out = os.sysconf("SC_CLK_TCK"), {}
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
+            fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kind = ("worker" if "aelab.worker" in cmd else "projector" if "aelab.embed" in cmd else
+                "server" if "streamlit" in cmd else "chromium" if "chromium" in cmd else None)
+        if kind:
+            out[f"{kind}:{p.name}"] = (int(fields[11]) + int(fields[12])) / hz
+    return out
+
+
+def cpu_share(before: dict, after: dict, wall: float) -> dict[str, float]:
+    """Cores used on average over `wall` seconds, by kind."""
+    used: dict[str, float] = {}
+    for key, t in after.items():
+        kind = key.split(":")[0]
+        used[kind] = used.get(kind, 0.0) + t - before.get(key, 0.0)
+    return {f"cores_{k}": v / wall for k, v in sorted(used.items())}
+
+
 def loop_with_view(pw, epochs: int, env: dict | None = None) -> dict:
     """aelab's loop with the live view open in a browser, headless, and a bare loop + validation: samples/s."""
     import json
@@ -141,10 +171,12 @@ def loop_with_view(pw, epochs: int, env: dict | None = None) -> dict:
         pg.goto(f"{base}/Train?preset=keras-deep&train.batch_size=256&train.epochs={epochs}")
         pg.wait_for_function(ENABLED, polling=20, timeout=120_000)
         pg.wait_for_timeout(SETTLE_S * 1000)  # the warm worker and the UMAP warm-up settled, as in a class
+        before, t = cpu_seconds(), time.perf_counter()
         pg.locator(".st-key-launch button").first.click()
         pg.wait_for_function(FIRST_POINT, arg="@@none@@", polling=100, timeout=120_000)
         run_id = re.search(r"run=([^&]+)", pg.url).group(1)
         pg.wait_for_function(COMPLETED, polling=500, timeout=600_000)
+        shares = cpu_share(before, cpu_seconds(), time.perf_counter() - t)
         viewed = json.loads((runs / run_id / "summary.json").read_text())["samples_per_second"]
         browser.close()
         bare_val.append(bare(cfg, data, 20, validate=True))
@@ -159,7 +191,7 @@ def loop_with_view(pw, epochs: int, env: dict | None = None) -> dict:
     return {"bare_loop_val_samples_s": best, "bare_loop_val_one_core_less_samples_s": best_less,
             "aelab_viewed_samples_s": viewed, "aelab_headless_samples_s": headless["samples_per_second"],
             "viewed_vs_bare_val": viewed / best, "viewed_vs_bare_val_one_core_less": viewed / best_less,
-            "headless_vs_bare_val": headless["samples_per_second"] / best}
+            "headless_vs_bare_val": headless["samples_per_second"] / best, **shares}
 
 
 def umap_refresh(run_dir: Path) -> float:
