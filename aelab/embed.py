@@ -262,9 +262,10 @@ def serve(runs_dir: str, parent: int | None = None) -> int:
     (root / WARMING_FILE).write_text(f"{t}\n")  # for the app's wait estimate
     proj = Projector()
     proj.warm()
-    ready.write_text(f"{time.time() - t:.1f}\n")
-    (root / LAST_WARMUP_FILE).write_text(f"{time.time() - t:.1f}\n")  # kept: the next start's estimate
-    print(f"aelab.embed: UMAP warm after {time.time() - t:.1f} s, watching {root}", flush=True)
+    took = f"{time.time() - t:.1f}"
+    ready.write_text(took + "\n")
+    (root / LAST_WARMUP_FILE).write_text(took + "\n")  # kept: the next start's estimate
+    print(f"aelab.embed: UMAP warm after {took} s, watching {root}", flush=True)
     while os.getppid() == parent:
         if not work_once(proj, root):
             time.sleep(POLL_S)

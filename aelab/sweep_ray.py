@@ -195,15 +195,18 @@ class Remote:
                     apply(self.store.root / run_id, pieces, os.getpid())
             for run_id, live in list(self._live.items()):
                 run, ref, told = live
-                ctl = read_json(run.dir / "control.json", {})
-                leave = cancel_requested(run.dir) or ctl.get("command") == "stop"
+                try:
+                    ctl = (run.dir / "control.json").read_bytes()
+                except FileNotFoundError:
+                    ctl = b""
+                leave = cancel_requested(run.dir) or read_json_bytes(ctl).get("command") == "stop"
                 if leave and run.status().get("status") == "queued":
                     self.ray.cancel(ref)  # still waiting for its CPUs: it leaves Ray's queue
                     self._cancelled.add(run_id)
                     del self._live[run_id]
                     atomic_write_json(run.dir / "status.json", CANCELLED)
                 elif ctl and ctl != told:
-                    self.controls.set.remote(run_id, (run.dir / "control.json").read_bytes())
+                    self.controls.set.remote(run_id, ctl)
                     live[2] = ctl
 
     def finish(self, ref, run) -> None:

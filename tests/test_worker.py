@@ -52,9 +52,8 @@ def test_worker_trains_and_writes_a_complete_run(tmp_path, tiny_cfg):
 def _in_thread(run, monkeypatch):
     """execute(run) in a thread of this process, as a worker process runs it (the same file control, without an
     interpreter to start: the process itself is test_worker_trains_and_writes_a_complete_run's subject)."""
-    monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's SIGTERM handler
     out: dict = {}
-    t = threading.Thread(target=lambda: out.update(execute(run)), daemon=True)
+    t = threading.Thread(target=lambda: out.update(_execute(run, monkeypatch)), daemon=True)
     t.start()
     return t, out
 

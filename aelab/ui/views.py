@@ -17,9 +17,9 @@ TRAIN_PAGE, COMPARE_PAGE, INSPECT_PAGE = "app_pages/1_Train.py", "app_pages/2_Co
 
 def scroll_to(key: str) -> None:
     """Bring the element with Streamlit key `key` into view (after a launch, the live panel sits below the
-    settings: on a 720-px projector it would start off screen). A zero-height iframe's script reaches the
-    page, which shares its origin; it retries while the element is still being drawn. Its container is not
-    displayed (the script still runs): no gap in the page."""
+    settings: on a 720-px projector it would start off screen). A tiny iframe's script reaches the page, which
+    shares its origin; it retries while the element is still being drawn. Its container is not displayed (the
+    script still runs), so it leaves no gap. (st.iframe: components.html is deprecated in this Streamlit.)"""
     st.html("<style>.st-key-scroll_helper {display: none;}</style>")
     st.container(key="scroll_helper").iframe(f"""<script>
       let tries = 0;
@@ -30,7 +30,7 @@ def scroll_to(key: str) -> None:
         else if (tries++ < 40) setTimeout(go, 100);
       }};
       go();
-    </script>""", height=1)  # st.iframe: components.html is deprecated in this Streamlit
+    </script>""", height=1)
 
 
 def snapshot_title(snap: dict) -> str:
