@@ -12,7 +12,7 @@ import streamlit as st
 async def lifespan(_app):
     from aelab.ui import state
 
-    state.start_services()
+    state.serve()
     yield
 
 

@@ -36,13 +36,24 @@ def upscale(images: np.ndarray, min_px: int = MIN_CELL_PX) -> np.ndarray:
 
 
 def image_grid(images: np.ndarray, nrow: int = 8, pad: int = 2) -> np.ndarray:
-    """uint8 (N, C, H, W) -> one (H', W', 3) uint8 grid image, white gaps between cells."""
-    import torch  # here, not at import: the first page is drawn before torch is loaded
-    from torchvision.utils import make_grid
+    """uint8 (N, C, H, W) -> one (H', W', 3) uint8 grid image, white gaps between cells.
 
-    t = torch.from_numpy(np.ascontiguousarray(upscale(np.asarray(images))))
-    g = make_grid(t, nrow=nrow, padding=pad, pad_value=255)  # (3, H', W'); grey images are repeated to RGB
-    return g.permute(1, 2, 0).numpy().astype(np.uint8)
+    torchvision's make_grid, in numpy (tests/test_viz.py checks they agree): the live view draws a grid every
+    second in the server, and importing torchvision there pulled in torch and torch._dynamo, ~5 CPU-seconds at a
+    run's first draw, beside its training (a sampling profile of the server, scripts/bench_ui)."""
+    t = upscale(np.asarray(images))
+    if t.shape[1] == 1:
+        t = np.repeat(t, 3, axis=1)  # grey images as RGB
+    if len(t) == 1:
+        return t[0].transpose(1, 2, 0)  # make_grid returns a single image as it is, without a frame
+    cols = min(nrow, len(t))
+    rows = math.ceil(len(t) / cols)
+    h, w = t.shape[2] + pad, t.shape[3] + pad
+    grid = np.full((h * rows + pad, w * cols + pad, 3), 255, dtype=t.dtype)
+    for k, img in enumerate(t):
+        y, x = divmod(k, cols)
+        grid[y * h + pad:(y + 1) * h, x * w + pad:(x + 1) * w] = img.transpose(1, 2, 0)
+    return grid
 
 
 def to_uint8(x) -> np.ndarray:

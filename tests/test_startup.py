@@ -1,6 +1,8 @@
 """The first paint stays light: serving Home and the Train page (settings, diagram, Launch) must not import
 torch, torchvision, umap, scikit-learn or matplotlib into the server process (they cost seconds; the warm
-worker and the projector pay them in their own processes). Checked on sys.modules, in a fresh interpreter."""
+worker and the projector pay them in their own processes), nor may the live view's reconstruction grid, drawn
+every second beside a training run. Checked on sys.modules, in a fresh interpreter, which then also checks that
+the server's numeric libraries run one thread each (a second one only waits for a core beside training)."""
 import json
 import os
 import subprocess
@@ -20,7 +22,14 @@ train.run()
 train.switch_page("app_pages/1_Train.py").run()
 assert not home.exception and not train.exception, (home.exception, train.exception)
 assert train.button(key="launch") and not train.button(key="launch").disabled
-print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
+import numpy as np
+from aelab import viz
+viz.recon_rows(np.zeros((8, 1, 28, 28), np.uint8), np.full((8, 1, 28, 28), 9, np.uint8))
+heavy = [m for m in {HEAVY!r} if m in sys.modules]
+from threadpoolctl import threadpool_info
+from aelab.ui import state
+state.one_thread_each()
+print(json.dumps({{"heavy": heavy, "threads": [i["num_threads"] for i in threadpool_info()]}}))
 """
 
 
@@ -29,4 +38,6 @@ def test_home_and_train_pages_are_served_without_heavy_imports(tmp_path):
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=120,
                          cwd=Path(__file__).parents[1], check=False)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["heavy"] == []
+    assert seen["threads"] and set(seen["threads"]) == {1}

@@ -50,6 +50,18 @@ def test_grids_upscale_small_images_and_stack_labelled_rows():
     assert len(viz.recon_rows(imgs, imgs, noisy=255 - imgs)[1]) == 3  # an old snapshot without the denoised row
 
 
+def test_image_grid_is_torchvisions_make_grid():
+    import torch
+    from torchvision.utils import make_grid
+
+    rng = np.random.default_rng(1)
+    for n, c, nrow in ((16, 1, 8), (5, 3, 2), (7, 1, 10), (1, 1, 8)):
+        imgs = rng.integers(0, 255, (n, c, 12, 12), dtype=np.uint8)
+        ref = make_grid(torch.from_numpy(viz.upscale(imgs)), nrow=nrow, padding=2, pad_value=255)  # cells upscaled
+        ref = (ref if ref.shape[0] == 3 else ref.expand(3, -1, -1)).permute(1, 2, 0).numpy()
+        np.testing.assert_array_equal(viz.image_grid(imgs, nrow=nrow), ref)
+
+
 def test_unit_activation_and_pca_angle_figures():
     fig = viz.unit_activation_figure(np.array([0.1, 0.02, 0.05]), target=0.05)
     assert list(fig.data[0].y) == [0.1, 0.02, 0.05] and fig.layout.shapes[0].y0 == 0.05

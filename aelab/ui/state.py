@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import streamlit as st
@@ -64,8 +65,37 @@ def start_projector() -> None:
 
 def start_services() -> None:
     """The warm worker and the projector of this server (once; again only if the server's runs folder changes)."""
+    if _served:
+        one_thread_each()
     pool()
     start_projector()
+
+
+def one_thread_each() -> None:
+    """One BLAS and one torch thread in the server. What it computes is small (a PCA of 1,000 codes, a grid of
+    probe images) and runs beside a training worker and a browser on few cores, where a second thread mostly
+    waits for a core: a live run's PCA maps took 4-30x longer with OpenBLAS's two threads (scripts/bench_ui).
+    Cheap on every page run; torch is only ever imported later, by a page that needs it."""
+    global _blas_limited
+    if not _blas_limited:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)  # every BLAS / OpenMP library loaded so far (numpy's OpenBLAS)
+        _blas_limited = True
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "get_num_threads") and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
+_blas_limited = False
+_served = False  # set by app.py's lifespan: this process is the app's server (not a test's AppTest)
+
+
+def serve() -> None:
+    """The server process starts: its services start now, and its numeric libraries use one thread."""
+    global _served
+    _served = True
+    start_services()
 
 
 def umap_state() -> str:
