@@ -41,6 +41,10 @@ FINAL = ("completed", "stopped", "diverged", "failed", "interrupted", "cancelled
 DAMAGED = "damaged"  # how listings show a run with an unreadable part (`Run.damage()` says which and why)
 MAX_STORED_CODE_DIM = 64  # wider codes are stored as their top-64 principal components (UMAP's usual prep)
 HEARTBEAT_S = 2.0
+# A live run writes a snapshot (grid, codes, probe instruments) at most every 2 s between stage ends; the live view
+# redraws its grid and map as often. Each new one costs the browser a redraw and the projector a UMAP fit: at 1 s,
+# watching a run in Chromium took about a core from its training on 2 cores (scripts/bench_ui).
+SNAPSHOT_EVERY_S = 2.0
 CHECKPOINT = "checkpoint.pt"
 
 

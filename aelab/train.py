@@ -26,11 +26,11 @@ from .data import Data
 from .model import AE, Dense, StageAE
 from .objectives import (contractive_penalty, corrupt, reconstruction_loss, sparsity_penalty,
                          sq_err_per_image)
+from .runs import SNAPSHOT_EVERY_S
 
 N_PROBE_IMAGES = 16  # reconstructions shown in the grid
 N_PROBE_CODES = 2000  # validation points whose codes are mapped in 2-D
 FINE_TUNING = "fine-tuning"  # the stage after greedy pretraining: the whole network, end to end
-SNAPSHOT_EVERY_S = 1.0  # the live grid/map refresh about once a second; every stage's ends always kept
 JACOBIAN_SHARE = 0.1  # the exact ||J||_F (costly for wide/conv encoders) takes at most this share of the time
 LOG_EVERY_S = 0.25  # step records: often enough for a live chart, rare enough to cost nothing
 EVAL_CHUNK = 1024

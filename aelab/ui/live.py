@@ -1,7 +1,7 @@
 """The Train page's live panel: controls, progress, loss curves, reconstructions, code map, histogram.
 
-The page keeps only the run id; a fragment re-reads the run store every second (reads are incremental)
-while the run is live, and stops polling when it ends.
+The page keeps only the run id; fragments re-read the run store (reads are incremental) while the run is live:
+the loss every second, the grid and map as often as snapshots are written; they stop polling when it ends.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import streamlit as st
 from .. import jobs, viz
 from ..metrics import header
 from ..paths import check_data_paths
-from ..runs import LIVE, Run, read_json
+from ..runs import LIVE, SNAPSHOT_EVERY_S, Run, read_json
 from . import state, views
 
 REFRESH_S = 1.0
@@ -129,7 +129,9 @@ def poll(runs: list[Run], draw, *args) -> None:
 
 
 def panel(run_id: str) -> None:
-    """The live view of one run; polls every REFRESH_S while the run is live."""
+    """The live view of one run, in two fragments: progress, controls and loss poll every REFRESH_S while the
+    run is live; the grid and the code map every SNAPSHOT_EVERY_S, as often as the worker writes a snapshot
+    (each redraw re-sends every element of its fragment, and the browser pays for each)."""
     run = state.get_run(run_id)
     if run is None:
         st.warning(f"no run {run_id!r} in {state.runs_dir()}")
@@ -138,6 +140,7 @@ def panel(run_id: str) -> None:
     early = live and not run.epochs()
     every = (FIRST_REFRESH_S if early else REFRESH_S) if live else None
     st.fragment(run_every=every)(_draw)(run, live, early)
+    st.fragment(run_every=SNAPSHOT_EVERY_S if live else None)(_draw_snapshot)(run)
 
 
 def _draw(run: Run, was_live: bool, early: bool) -> None:
@@ -158,6 +161,9 @@ def _draw(run: Run, was_live: bool, early: bool) -> None:
     if damage := run.damage():
         st.error(f"This run is damaged: {damage}")
     st.plotly_chart(viz.loss_figure(metrics, "epoch", _n_train(status)), key="live_loss")
+
+
+def _draw_snapshot(run: Run) -> None:
     lay = state.frame_layouts(run)
     snap = run.latest_snapshot()
     if snap is None or not lay.names:
