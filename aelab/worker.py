@@ -335,10 +335,10 @@ class WorkerPool:
     """
 
     def __init__(self, runs_dir: str | os.PathLike = "runs", respawn_delay_s: float = 0.0, env: dict | None = None):
-        """respawn_delay_s: start the next standby this long after a launch, so its torch import does
-        not compete with the launched run's first steps on a small machine (a launch in between gets a
-        fresh process, as when the standby has died). env: extra variables for the workers (the app's
-        reserved core)."""
+        """respawn_delay_s: with a delay, the next standby starts that long after the launched runs have all
+        ended, not beside them: its imports and warm-up take ~5 CPU-seconds, which on a small machine come out
+        of the training a class is watching (a launch in between gets a fresh process, as when the standby has
+        died). env: extra variables for the workers (the app's reserved core)."""
         self.store = RunStore(runs_dir)
         self.respawn_delay_s = respawn_delay_s
         self.env = env
@@ -349,13 +349,18 @@ class WorkerPool:
 
     def _respawn_later(self) -> None:
         def respawn():
-            with self._lock:
-                if self._standby is None:
-                    self._spawn_standby()
+            time.sleep(self.respawn_delay_s)
+            while True:
+                with self._lock:
+                    if self._standby is not None:
+                        return  # another launch's thread got there first
+                    self.reap()
+                    if not self._children:
+                        self._spawn_standby()
+                        return
+                time.sleep(self.respawn_delay_s)
         self._standby = None
-        timer = threading.Timer(self.respawn_delay_s, respawn)
-        timer.daemon = True
-        timer.start()
+        threading.Thread(target=respawn, daemon=True).start()
 
     def _spawn_standby(self) -> None:
         self._standby = jobs.spawn("aelab.worker", "--standby", service=True, stdin=subprocess.PIPE, env=self.env)

@@ -142,15 +142,19 @@ def test_invalid_config_is_refused_before_a_process_starts(tmp_path, tiny_cfg):
     assert not list(tmp_path.iterdir())
 
 
-def test_pool_respawns_its_standby_after_the_delay(tmp_path, tiny_cfg):
-    pool = WorkerPool(tmp_path, respawn_delay_s=0.5)
+def test_pool_respawns_its_standby_once_the_launched_run_has_ended(tmp_path, tiny_cfg):
+    pool = WorkerPool(tmp_path, respawn_delay_s=0.3)
     try:
         first = pool._standby
-        run = pool.start(tiny_cfg)
-        assert pool._standby is None  # the launched run gets the cores to itself for a moment
-        time.sleep(1.5)
+        run = pool.start(tiny_cfg.with_overrides({"train.epochs": 40}))
+        while run.status().get("status") != "completed":
+            assert pool._standby is None  # no warm-up beside the training: the launched run has the cores
+            time.sleep(0.1)
+        for _ in range(50):
+            if pool._standby is not None:
+                break
+            time.sleep(0.1)
         assert pool._standby is not None and pool._standby is not first and pool._standby.poll() is None
-        assert _wait(run)["status"] == "completed"
     finally:
         pool.shutdown()
 

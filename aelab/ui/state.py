@@ -29,7 +29,7 @@ def store() -> RunStore:
     return RunStore(runs_dir())
 
 
-STANDBY_DELAY_S = 5.0  # a new warm worker imports torch for seconds: not while a launched run starts
+STANDBY_DELAY_S = 5.0  # a new warm worker imports torch for seconds: only once the launched runs have ended
 # What the app's workers (runs, races, sweeps) get: one core left to the live view (jobs.queue.RESERVED_ENV).
 WORKER_ENV = {"AELAB_RESERVED_CORES": "1"}
 
