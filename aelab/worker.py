@@ -168,7 +168,8 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
         cfg = validate(run.config)
         data = load_data(cfg.data)
         validate_for_data(cfg, data.kind, *data.value_range)
-        torch.manual_seed(cfg.train.seed)
+        warm_up()  # the first optimizer step's imports (~1.4 s) are not training time (a warm standby paid them)
+        torch.manual_seed(cfg.train.seed)  # after warm_up, which draws random numbers
         model = build_model(cfg, data.input_shape)
         params = count_params(model)
         stages = T.plan_stages(cfg, model.n_stages)
@@ -185,7 +186,6 @@ def execute(run: Run, queue: jobs.Queue | None = None) -> dict:
         if checkpoint is not None:
             T.restore(ctx, checkpoint)
         if job.rec.get("group"):  # a race: the first step waits until every arm is ready for its own
-            warm_up()  # a cold worker pays its first-step imports now, not in the race
             writer.set_status(message="waiting for the other runs of its race")
             job.wait_group(cancelled=control.stop_asked)
             job.set(go_threads=share_cores(job))  # the share it starts with, beside the other arms

@@ -130,6 +130,11 @@ def cpu_seconds() -> dict[str, float]:
     return out
 
 
+def steal_ticks() -> int:
+    """CPU time this virtual machine lost to its host so far (/proc/stat's steal column), in clock ticks."""
+    return int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8])
+
+
 def cpu_share(before: dict, after: dict, wall: float) -> dict[str, float]:
     """Cores used on average over `wall` seconds, by kind."""
     used: dict[str, float] = {}
@@ -171,12 +176,14 @@ def loop_with_view(pw, epochs: int, env: dict | None = None) -> dict:
         pg.goto(f"{base}/Train?preset=keras-deep&train.batch_size=256&train.epochs={epochs}")
         pg.wait_for_function(ENABLED, polling=20, timeout=120_000)
         pg.wait_for_timeout(SETTLE_S * 1000)  # the warm worker and the UMAP warm-up settled, as in a class
-        before, t = cpu_seconds(), time.perf_counter()
+        before, stolen, t = cpu_seconds(), steal_ticks(), time.perf_counter()
         pg.locator(".st-key-launch button").first.click()
         pg.wait_for_function(FIRST_POINT, arg="@@none@@", polling=100, timeout=120_000)
         run_id = re.search(r"run=([^&]+)", pg.url).group(1)
         pg.wait_for_function(COMPLETED, polling=500, timeout=600_000)
-        shares = cpu_share(before, cpu_seconds(), time.perf_counter() - t)
+        wall = time.perf_counter() - t
+        shares = cpu_share(before, cpu_seconds(), wall)
+        shares["cores_stolen_by_host"] = (steal_ticks() - stolen) / os.sysconf("SC_CLK_TCK") / wall
         viewed = json.loads((runs / run_id / "summary.json").read_text())["samples_per_second"]
         browser.close()
         bare_val.append(bare(cfg, data, 20, validate=True))
