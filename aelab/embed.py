@@ -1,7 +1,8 @@
 """2-D maps of code layers: PCA at once, UMAP from one long-lived, warmed projection process.
 
 `pca_2d` and `align` are cheap pure functions used by the pages for every frame. UMAP compiles its
-numba kernels in every new process (10-40 s), so it runs only in `python -m aelab.embed --serve RUNS_DIR`:
+numba kernels in a new process (10-40 s; from numba's disk cache after the first, see `cache_kernels`), so
+it runs only in `python -m aelab.embed --serve RUNS_DIR`:
 started once per app start, it warms up, then watches the run store and writes
 `snapshots/NNNNN.umap.npy` beside each new snapshot of a live run (and of runs whose folder holds a
 `umap.request` file, for replays), each frame initialised from the previous frame's layout so points
@@ -123,12 +124,34 @@ class FrameLayouts:
 
 # ----------------------------------------------------------------------------- UMAP (server side)
 
+def cache_kernels() -> int:
+    """Let umap-learn's and pynndescent's numba kernels use numba's on-disk cache (NUMBA_CACHE_DIR), as if each
+    were declared with cache=True: most are not, so every new projection process compiled them again, ~7 s of its
+    warm-up (0.4 s from the cache). Returns how many it enabled; a kernel numba cannot cache compiles as before."""
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    n = 0
+    for name, mod in list(sys.modules.items()):
+        if not name.startswith(("umap", "pynndescent")) or mod is None:
+            continue
+        for f in list(vars(mod).values()):
+            if isinstance(f, Dispatcher) and isinstance(getattr(f, "_cache", None), NullCache):
+                try:
+                    f.enable_caching()
+                    n += 1
+                except Exception:  # noqa: BLE001  (numba's internals changed: compile as before)
+                    pass
+    return n
+
+
 class Projector:
     """A warm UMAP: `fit(codes, init)` -> (N, 2). Only ever created inside the projection process."""
 
     def __init__(self, seed: int = 0):
         import umap  # noqa: F401  (lazy: 2-14 s of numba work)
 
+        cache_kernels()
         self.seed = seed
 
     def fit(self, codes: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:

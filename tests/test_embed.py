@@ -1,7 +1,12 @@
 """PCA maps, frame alignment and the projection process's bookkeeping (no UMAP compile: seconds)."""
+import os
+from pathlib import Path
+
 import numpy as np
 
 from aelab import embed
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def rot(theta):
@@ -94,3 +99,23 @@ def test_the_umap_wait_estimate_counts_down_from_the_last_warm_up(tmp_path):
     elapsed, last = warmup_eta(tmp_path, now=100.0)
     assert (elapsed, last) == (10.0, 35.5) and umap_wait(elapsed, last).startswith("UMAP in about 26 s")
     assert "longer than last time (40 s so far, 36 s then)" in umap_wait(*warmup_eta(tmp_path, now=130.0))
+
+
+PROBE_KERNEL = "import numba\n\n\n@numba.njit\ndef twice(x):\n    return 2 * x\n"
+
+
+def test_umaps_kernels_compile_once_then_load_from_numbas_disk_cache(tmp_path):
+    """umap-learn declares most kernels without cache=True; cache_kernels turns the disk cache on for every
+    kernel of a umap* module, so a second process loads instead of compiling (a stand-in module here: the real
+    one costs 20 s of compiling on a clean machine)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "umap_aelab_probe.py").write_text(PROBE_KERNEL)
+    script = ("import umap_aelab_probe as m; from aelab.embed import cache_kernels; n = cache_kernels(); "
+              "m.twice(3.0); print(n, sum(m.twice.stats.cache_hits.values()))")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
+    seen = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60,
+                           check=True).stdout.split() for _ in range(2)]
+    assert int(seen[0][0]) >= 1 and seen[0][1] == "0"  # the first process compiles (and writes the cache)
+    assert seen[1][1] == "1"  # the second loads it from disk
