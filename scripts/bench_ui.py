@@ -180,9 +180,13 @@ def loop_with_view(pw, epochs: int, env: dict | None = None) -> dict:
         pg.locator(".st-key-launch button").first.click()
         pg.wait_for_function(FIRST_POINT, arg="@@none@@", polling=100, timeout=120_000)
         run_id = re.search(r"run=([^&]+)", pg.url).group(1)
-        pg.wait_for_function(COMPLETED, polling=500, timeout=600_000)
+        seen = cpu_seconds()  # sampled while waiting: the worker's process is gone once its run has completed
+        while not pg.evaluate(COMPLETED) and time.perf_counter() - t < 600:
+            seen.update(cpu_seconds())
+            pg.wait_for_timeout(500)
         wall = time.perf_counter() - t
-        shares = cpu_share(before, cpu_seconds(), wall)
+        seen.update(cpu_seconds())
+        shares = cpu_share(before, seen, wall)
         shares["cores_stolen_by_host"] = (steal_ticks() - stolen) / os.sysconf("SC_CLK_TCK") / wall
         viewed = json.loads((runs / run_id / "summary.json").read_text())["samples_per_second"]
         browser.close()
