@@ -27,7 +27,7 @@ def scroll_to(key: str) -> None:
         const e = window.parent.document.querySelector('.st-key-{key}');
         if (e) {{ e.style.scrollMarginTop = '70px';  // clear of the app's top bar
                   e.scrollIntoView({{behavior: 'smooth', block: 'start'}}); }}
-        else if (tries++ < 40) setTimeout(go, 100);
+        else if (tries++ < 100) setTimeout(go, 100);
       }};
       go();
     </script>""", height=1)
