@@ -104,15 +104,25 @@ def test_failure_inside_the_worker_is_reported(tmp_path, tiny_cfg):
     assert s["status"] == "failed" and "x.csv" in s["message"]
 
 
-def test_warm_pool_starts_runs(tmp_path, tiny_cfg):
+def test_warm_pool_starts_runs_and_its_next_standby_once_they_have_ended(tmp_path, tiny_cfg):
     from aelab import jobs
 
-    pool = WorkerPool(tmp_path, env={jobs.RESERVED_ENV: "1"})  # as the app's pool: a core left to its view
+    # as the app's pool: a core left to its view, and the next standby only after the launched run
+    pool = WorkerPool(tmp_path, respawn_delay_s=0.3, env={jobs.RESERVED_ENV: "1"})
     try:
-        run = pool.start(tiny_cfg)
+        first = pool._standby
+        run = pool.start(tiny_cfg.with_overrides({"train.epochs": 40}))
+        while run.status().get("status") not in ("completed", "failed"):
+            assert pool._standby is None  # no warm-up beside the training: the launched run has the cores
+            time.sleep(0.1)
         assert _wait(run)["status"] == "completed"
         assert [r.id for r in RunStore(tmp_path).list()] == [run.id]
         assert jobs.read(run.dir)["threads"] == max(1, (os.cpu_count() or 1) - 1)  # the standby got the variable
+        for _ in range(50):
+            if pool._standby is not None:
+                break
+            time.sleep(0.1)
+        assert pool._standby is not None and pool._standby is not first and pool._standby.poll() is None
     finally:
         pool.shutdown()
 
@@ -140,23 +150,6 @@ def test_invalid_config_is_refused_before_a_process_starts(tmp_path, tiny_cfg):
     with pytest.raises(ValueError, match="train.lr"):
         start_run(tiny_cfg.with_overrides({"train.lr": -1}), tmp_path)
     assert not list(tmp_path.iterdir())
-
-
-def test_pool_respawns_its_standby_once_the_launched_run_has_ended(tmp_path, tiny_cfg):
-    pool = WorkerPool(tmp_path, respawn_delay_s=0.3)
-    try:
-        first = pool._standby
-        run = pool.start(tiny_cfg.with_overrides({"train.epochs": 40}))
-        while run.status().get("status") != "completed":
-            assert pool._standby is None  # no warm-up beside the training: the launched run has the cores
-            time.sleep(0.1)
-        for _ in range(50):
-            if pool._standby is not None:
-                break
-            time.sleep(0.1)
-        assert pool._standby is not None and pool._standby is not first and pool._standby.poll() is None
-    finally:
-        pool.shutdown()
 
 
 def _execute(run, monkeypatch):
