@@ -17,9 +17,9 @@ import pytest
 from aelab.ui import server
 
 README_SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-# 20 epochs: a warm worker on an idle machine trains them in ~4 s (5 took under one, and the page could miss
-# the run), long enough for the live page to redraw its curve a few times.
-RUN = "/Train?preset=keras-deep&train.epochs=10&train.batch_size=64&data.max_train=2000"
+# 40 epochs of 1,000 images: a warm worker trains them in a few seconds, long enough for the live page to redraw
+# its curve a few times (10 epochs of 2,000 went by between two redraws on a loaded machine).
+RUN = "/Train?preset=keras-deep&train.epochs=40&train.batch_size=64&data.max_train=1000"
 RUN2 = ("/Train?preset=tied-stacked&train.epochs=1&train.finetune_epochs=2&train.batch_size=64"
         "&data.max_train=2000")
 SHOT_EPOCHS, WAIT_S = 3, 120
