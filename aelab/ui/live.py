@@ -116,9 +116,10 @@ def _n_train(status: dict) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def poll(runs: list[Run], draw, *args) -> None:
+def poll(runs: list[Run], draw, *args, slow=None) -> None:
     """Draw `draw(*args)` in a fragment that re-runs every REFRESH_S while any of `runs` is live and redraws
-    the whole page once, without the timer, when the last of them has ended."""
+    the whole page once, without the timer, when the last of them has ended. `slow(*args)` (grids and maps), if
+    given, goes below in a fragment of its own that re-runs as often as snapshots are written."""
     was_live = any(r.status().get("status") in LIVE for r in runs)
 
     def body(*a):
@@ -126,6 +127,8 @@ def poll(runs: list[Run], draw, *args) -> None:
             st.rerun()
         draw(*a)
     st.fragment(run_every=REFRESH_S if was_live else None)(body)(*args)
+    if slow is not None:
+        st.fragment(run_every=SNAPSHOT_EVERY_S if was_live else None)(slow)(*args)
 
 
 def panel(run_id: str) -> None:

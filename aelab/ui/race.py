@@ -46,10 +46,11 @@ def load(race_id: str) -> tuple[race.Race, list[Run]] | None:
 
 
 def panel(race_id: str) -> None:
-    """Both arms live; polls every second while either is live."""
+    """Both arms live: progress, curves and verdict poll every second while either is live, the grids and maps
+    as often as snapshots are written."""
     loaded = load(race_id)
     if loaded is not None:
-        live.poll(loaded[1], _draw, *loaded)
+        live.poll(loaded[1], _draw, *loaded, slow=_draw_snapshots)
 
 
 def _draw(r: race.Race, runs: list[Run]) -> None:
@@ -69,6 +70,9 @@ def _draw(r: race.Race, runs: list[Run]) -> None:
     curves = {label: x.epochs() for label, x in zip(r.labels, runs)}
     st.plotly_chart(viz.compare_figure(curves, "gflop", height=380), key="race_curves")
     st.caption(verdict(r, runs, ended=not any(s.get("status") in LIVE for s in statuses)))
+
+
+def _draw_snapshots(r: race.Race, runs: list[Run]) -> None:
     shots = [(x, x.latest_snapshot()) for x in runs]
     if all(snap is not None for _, snap in shots):  # the same probe images in both: same data, same seed
         for col, label, (x, snap) in zip(st.columns(len(runs)), r.labels, shots):
@@ -76,7 +80,7 @@ def _draw(r: race.Race, runs: list[Run]) -> None:
             if grid is not None:
                 col.image(grid, caption=f"{label}: {caption}", width="stretch")
     compare.maps(runs)
-    if not any(s.get("status") in LIVE for s in statuses):  # ended: the race again, as an animation or slides
+    if not any(x.status().get("status") in LIVE for x in runs):  # ended: the race again, as an animation or slides
         both = RaceReplay(tuple(runs), r.labels)
         if st.toggle("replay the race (in the browser, 10 frames/s: both arms at equal compute)", key="race.replay"):
             replays.player(both, key="race_replay")
