@@ -45,7 +45,7 @@ def image_grid(images: np.ndarray, nrow: int = 8, pad: int = 2) -> np.ndarray:
     if t.shape[1] == 1:
         t = np.repeat(t, 3, axis=1)  # grey images as RGB
     if len(t) == 1:
-        return t[0].transpose(1, 2, 0)  # make_grid returns a single image as it is, without a frame
+        return np.ascontiguousarray(t[0].transpose(1, 2, 0))  # make_grid returns a single image unframed
     cols = min(nrow, len(t))
     rows = math.ceil(len(t) / cols)
     h, w = t.shape[2] + pad, t.shape[3] + pad

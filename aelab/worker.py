@@ -326,6 +326,11 @@ def prepare_resume(run: Run, pid: int | None = None) -> None:
     atomic_write_json(run.dir / "status.json", dict(st, status="queued", message="resuming", updated=time.time()))
 
 
+# A run paused between stages, or a long one, must not leave every later Launch to a cold worker: the standby
+# waits for the launched runs at most this long.
+STANDBY_MAX_WAIT_S = 60.0
+
+
 class WorkerPool:
     """Keeps one warm worker (torch and aelab imported) waiting on stdin for a run folder.
 
@@ -336,26 +341,29 @@ class WorkerPool:
 
     def __init__(self, runs_dir: str | os.PathLike = "runs", respawn_delay_s: float = 0.0, env: dict | None = None):
         """respawn_delay_s: with a delay, the next standby starts that long after the launched runs have all
-        ended, not beside them: its imports and warm-up take ~5 CPU-seconds, which on a small machine come out
-        of the training a class is watching (a launch in between gets a fresh process, as when the standby has
-        died). env: extra variables for the workers (the app's reserved core)."""
+        ended (or STANDBY_MAX_WAIT_S after the launch), not beside them: its imports and warm-up take ~5
+        CPU-seconds, which on a small machine come out of the training a class is watching (a launch in between
+        gets a fresh process, as when the standby has died). env: extra variables for the workers (the app's
+        reserved core)."""
         self.store = RunStore(runs_dir)
         self.respawn_delay_s = respawn_delay_s
         self.env = env
         self._lock = threading.Lock()
         self._standby: subprocess.Popen | None = None
         self._children: list[subprocess.Popen] = []
+        self._closed = False
         self._spawn_standby()
 
     def _respawn_later(self) -> None:
         def respawn():
+            give_up = time.monotonic() + STANDBY_MAX_WAIT_S
             time.sleep(self.respawn_delay_s)
             while True:
                 with self._lock:
-                    if self._standby is not None:
-                        return  # another launch's thread got there first
+                    if self._standby is not None or self._closed:
+                        return  # another launch's thread got there first, or the pool is shut down
                     self.reap()
-                    if not self._children:
+                    if not self._children or time.monotonic() > give_up:
                         self._spawn_standby()
                         return
                 time.sleep(self.respawn_delay_s)
@@ -411,6 +419,8 @@ class WorkerPool:
         self._children = [p for p in self._children if p.poll() is None]
 
     def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True  # no respawn thread starts a standby after this
         if self._standby and self._standby.poll() is None:
             self._standby.kill()
             self._standby.wait()
