@@ -13,6 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from .. import jobs
 from ..config import DataConfig, RunConfig
 from ..embed import READY_FILE, FrameLayouts
 from ..runs import Run, RunStore
@@ -30,8 +31,8 @@ def store() -> RunStore:
 
 
 STANDBY_DELAY_S = 5.0  # a new warm worker imports torch for seconds: only once the launched runs have ended
-# What the app's workers (runs, races, sweeps) get: one core left to the live view (jobs.queue.RESERVED_ENV).
-WORKER_ENV = {"AELAB_RESERVED_CORES": "1"}
+# What the app's workers (runs, races, sweeps) get: one core left to the live view.
+WORKER_ENV = {jobs.RESERVED_ENV: "1"}
 
 
 @st.cache_resource(show_spinner=False)
@@ -50,8 +51,6 @@ def pool():
 def _projector(root: str) -> subprocess.Popen | None:
     if os.environ.get(UMAP_ENV, "1") == "0":
         return None
-    from .. import jobs
-
     Path(root).mkdir(parents=True, exist_ok=True)
     # a service of this server (it ends when the server does), at low priority (embed.serve nices itself)
     return jobs.spawn("aelab.embed", "--serve", root, log=Path(root) / ".embed.log", service=True,
