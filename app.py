@@ -2,7 +2,8 @@
 
 An st.App, for its lifespan hook: the services that make the first Launch fast start with the server, before
 any browser connects: the warm training worker (it imports torch and warms up for seconds) and the UMAP
-projection process. lab.py asks for the same services on each page view; they are started once per server."""
+projection process; meanwhile a thread pays the first page's imports (aelab/ui/warm.py). lab.py asks for the
+same services on each page view; they are started once per server."""
 from contextlib import asynccontextmanager
 
 import streamlit as st
@@ -10,9 +11,10 @@ import streamlit as st
 
 @asynccontextmanager
 async def lifespan(_app):
-    from aelab.ui import state
+    from aelab.ui import state, warm
 
     state.serve()
+    warm.start()  # the pages' imports and Plotly's first figure, while the first browser loads the page's scripts
     yield
 
 

@@ -348,34 +348,37 @@ TIE_STEP = 0.24  # vertical gap between the tie lines of consecutive stages (roo
 
 def arch_figure(kind: str, input_shape: tuple[int, ...], layers: tuple[int, ...], tied: bool,
                 params: int, params_other: int, height: int = 330) -> go.Figure:
-    """Layers as blocks (height ~ log size), the code layer highlighted, tied encoder/decoder pairs linked."""
+    """Layers as blocks (height ~ log size), the code layer highlighted, tied encoder/decoder pairs linked.
+
+    Shapes and annotations go into the layout in one call: Plotly's add_annotation / add_shape re-validate the
+    whole tuple each time (quadratic), and a cold Train page spent 0.4 s of its first run here."""
     blocks = arch_blocks(kind, input_shape, layers)
-    n, fig = len(layers), go.Figure()
+    n, shapes, notes, ties = len(layers), [], [], []
     top = max(math.log10(b["size"] + 1) for b in blocks)
     colors = {"input": "#9ecae1", "output": "#9ecae1", "hidden": "#c7e9c0", "code": "#fd8d3c"}
     for i, b in enumerate(blocks):
         h = 0.25 + 0.75 * math.log10(b["size"] + 1) / top
-        fig.add_shape(type="rect", x0=i - 0.35, x1=i + 0.35, y0=-h, y1=h, fillcolor=colors[b["role"]],
-                      line=dict(color="#333", width=2 if b["role"] == "code" else 1))
-        fig.add_annotation(x=i, y=-h - 0.12, text=f"<b>{b['label']}</b>", showarrow=False, font=dict(size=13))
-        fig.add_annotation(x=i, y=h + 0.1, text=b["role"], showarrow=False, font=dict(size=11, color="#555"))
+        shapes.append(dict(type="rect", x0=i - 0.35, x1=i + 0.35, y0=-h, y1=h, fillcolor=colors[b["role"]],
+                           line=dict(color="#333", width=2 if b["role"] == "code" else 1)))
+        notes.append(dict(x=i, y=-h - 0.12, text=f"<b>{b['label']}</b>", showarrow=False, font=dict(size=13)))
+        notes.append(dict(x=i, y=h + 0.1, text=b["role"], showarrow=False, font=dict(size=11, color="#555")))
     for k in range(1, n + 1):  # encoder k maps block k-1 -> k; its decoder maps block 2n-k -> 2n-k+1
         e, d = k - 0.5, 2 * n - k + 0.5
-        fig.add_annotation(x=e, y=0, text=f"E{k}", showarrow=False, font=dict(size=12), bgcolor="white")
-        fig.add_annotation(x=d, y=0, text=f"D{k}", showarrow=False, font=dict(size=12), bgcolor="white")
+        notes.append(dict(x=e, y=0, text=f"E{k}", showarrow=False, font=dict(size=12), bgcolor="white"))
+        notes.append(dict(x=d, y=0, text=f"D{k}", showarrow=False, font=dict(size=12), bgcolor="white"))
         if tied:
             y = 1.25 + TIE_STEP * (n - k)
-            fig.add_scatter(x=[e, e, d, d], y=[0.15, y, y, 0.15], mode="lines", showlegend=False,
-                            line=dict(color="#d62728", dash="dot", width=2), hoverinfo="skip")
-            fig.add_annotation(x=(e + d) / 2, y=y, text=f"D{k} = E{k}ᵀ (tied)", showarrow=False, bgcolor="white",
-                               font=dict(size=11, color="#d62728"))  # on its own line, masking the others
+            ties.append(go.Scatter(x=[e, e, d, d], y=[0.15, y, y, 0.15], mode="lines", showlegend=False,
+                                   line=dict(color="#d62728", dash="dot", width=2), hoverinfo="skip"))
+            notes.append(dict(x=(e + d) / 2, y=y, text=f"D{k} = E{k}ᵀ (tied)", showarrow=False, bgcolor="white",
+                              font=dict(size=11, color="#d62728")))  # on its own line, masking the others
     other = "untied" if tied else "tied"
-    fig.update_layout(title=f"{kind} autoencoder: {params:,} parameters ({'tied' if tied else 'untied'}; "
-                            f"{params_other:,} if {other})", height=height, font=dict(size=14),
-                      margin=dict(l=10, r=10, t=50, b=10), showlegend=False, plot_bgcolor="white")
-    fig.update_xaxes(visible=False, range=[-0.6, len(blocks) - 0.4])
-    fig.update_yaxes(visible=False, range=[-1.45, 1.45 + TIE_STEP * n if tied else 1.3])
-    return fig
+    return go.Figure(ties, layout=dict(
+        title=f"{kind} autoencoder: {params:,} parameters ({'tied' if tied else 'untied'}; {params_other:,} if {other})",
+        height=height, font=dict(size=14), margin=dict(l=10, r=10, t=50, b=10), showlegend=False,
+        plot_bgcolor="white", shapes=shapes, annotations=notes,
+        xaxis=dict(visible=False, range=[-0.6, len(blocks) - 0.4]),
+        yaxis=dict(visible=False, range=[-1.45, 1.45 + TIE_STEP * n if tied else 1.3])))
 
 
 # ----------------------------------------------------------------------------- PNG export (matplotlib)

@@ -1,7 +1,8 @@
 """The first paint stays light: serving Home and the Train page (settings, diagram, Launch) must not import
 torch, torchvision, umap, scikit-learn or matplotlib into the server process (they cost seconds; the warm
 worker and the projector pay them in their own processes), nor may the live view's reconstruction grid, drawn
-every second beside a training run. Checked on sys.modules, in a fresh interpreter, which then also checks that
+every second beside a training run. What the first page does import, the server's warm-up thread imports before
+a browser connects (aelab/ui/warm.py): the test fails if the page needs a module it did not. Checked on sys.modules, in a fresh interpreter, which then also checks that
 the server's numeric libraries run one thread each (a second one only waits for a core beside training)."""
 import json
 import os
@@ -14,6 +15,9 @@ APP = Path(__file__).resolve().parents[1] / "lab.py"  # the frame: app.py only s
 SCRIPT = f"""
 import json, sys
 from streamlit.testing.v1 import AppTest
+from aelab.ui import warm
+warm.warm()  # what app.py's lifespan starts before the first browser connects
+warmed = set(sys.modules)
 home = AppTest.from_file({str(APP)!r}, default_timeout=60)
 home.run()
 train = AppTest.from_file({str(APP)!r}, default_timeout=60)
@@ -26,10 +30,11 @@ import numpy as np
 from aelab import viz
 viz.recon_rows(np.zeros((8, 1, 28, 28), np.uint8), np.full((8, 1, 28, 28), 9, np.uint8))
 heavy = [m for m in {HEAVY!r} if m in sys.modules]
+late = sorted(m for m in set(sys.modules) - warmed if m.split(".")[0] in ("aelab", "pandas", "plotly"))
 from threadpoolctl import threadpool_info
 from aelab.ui import state
 state.one_thread_each()
-print(json.dumps({{"heavy": heavy, "threads": [i["num_threads"] for i in threadpool_info()]}}))
+print(json.dumps({{"heavy": heavy, "late": late, "threads": [i["num_threads"] for i in threadpool_info()]}}))
 """
 
 
@@ -40,4 +45,5 @@ def test_home_and_train_pages_are_served_without_heavy_imports(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["heavy"] == []
+    assert seen["late"] == [], f"{seen['late']}: the first page imported what aelab/ui/warm.py should have: add it to PAGE_MODULES"
     assert seen["threads"] and set(seen["threads"]) == {1}

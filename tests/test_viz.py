@@ -76,6 +76,11 @@ def test_architecture_figure_marks_code_and_tied_pairs():
     assert [b["role"] for b in blocks].count("code") == 1
     fig = viz.arch_figure("dense", (1, 28, 28), (128, 64, 32), True, 1000, 2000)
     assert sum("tied" in (a.text or "") for a in fig.layout.annotations) == 3
+    # by hand: 7 blocks (input, 3 encoder, 2 decoder hidden, output), each a box with a size and a role label;
+    # E1-E3 and D1-D3 between them; one dotted link per tied pair
+    assert len(fig.layout.shapes) == 7 and len(fig.data) == 3
+    assert len(fig.layout.annotations) == 7 * 2 + 6 + 3
+    assert [a.text for a in fig.layout.annotations].count("code") == 1
     assert "1,000 parameters (tied; 2,000 if untied)" in fig.layout.title.text
     conv = viz.arch_blocks("conv", (1, 28, 28), (16, 8))
     assert conv[1]["label"] == "16x14x14" and conv[2]["label"] == "8x7x7"
