@@ -270,15 +270,27 @@ def _player(n: int, fps: float, y: float = -0.16) -> dict:
             dict(method="animate", label=str(i + 1), args=[[str(i)], still]) for i in range(n)])])
 
 
-def _grid_trace(probe: dict, snap: dict):
+def _grid_strip(probe: dict, snaps: list[dict]):
+    """Every snapshot's labelled reconstruction grid, stacked top to bottom in one image trace, and the height of
+    one grid (a tile). An animation frame shows tile i by moving the subplot's y range (`_tile_range`), so the
+    browser decodes the image once: an image trace per frame (or one per snapshot, shown or hidden) is drawn
+    anew at every frame, and the browser showed it blank until decoded, in about one screenshot in 15 during
+    playback (tests/test_browser.py counts them)."""
     import base64
 
     import imageio.v3 as iio
     import plotly.graph_objects as go
 
-    grid, _ = recon_rows(probe["images"], snap["recon"], probe.get("noisy"), snap.get("denoised"), n=8)
-    return go.Image(source="data:image/png;base64," + base64.b64encode(iio.imwrite("<bytes>", grid,
-                                                                                    extension=".png")).decode())
+    grids = [recon_rows(probe["images"], s["recon"], probe.get("noisy"), s.get("denoised"), n=8)[0] for s in snaps]
+    h, w = max(g.shape[0] for g in grids), max(g.shape[1] for g in grids)
+    tiles = [np.pad(g, ((0, h - g.shape[0]), (0, w - g.shape[1]), (0, 0)), constant_values=255) for g in grids]
+    png = iio.imwrite("<bytes>", np.concatenate(tiles), extension=".png")
+    return go.Image(source="data:image/png;base64," + base64.b64encode(png).decode(), hoverinfo="skip"), h, w
+
+
+def _tile_range(i: int, h: int) -> list[float]:
+    """The y range of an image subplot that shows tile i of a strip (image rows grow downwards)."""
+    return [(i + 1) * h - 0.5, i * h - 0.5]
 
 
 def _map_trace(xy, labels, size: int = 5):
@@ -308,29 +320,33 @@ def animation(run: Run, fps: float = 10, height: int = 560):
     ys = [v for v in y if v is not None] or [0.0, 1.0]
     ymin, ymax = min(ys), max(ys)
 
-    def frame_traces(f, xy):
-        snap = run.load_snapshot(f)
+    snaps = [run.load_snapshot(f) for f in files]
+    strip, h, w = _grid_strip(probe, snaps)
+
+    def frame_traces(snap, xy):
         now = int(snap["epoch"])
         return now, str(snap["stage_name"]), [
             go.Scatter(x=[now, now], y=[ymin, ymax], mode="lines", line=dict(color="#d62728", width=3)),
-            _grid_trace(probe, snap), _map_trace(xy, probe.get("labels"))]
+            _map_trace(xy, probe.get("labels"))]
 
-    data = [frame_traces(f, xy) for f, xy in zip(files, lays)]
+    data = [frame_traces(snap, xy) for snap, xy in zip(snaps, lays)]
     fig = make_subplots(rows=1, cols=3, column_widths=[0.36, 0.3, 0.34], horizontal_spacing=0.04,
                         subplot_titles=(header(COMPARED), "reconstructions", "code map"))
     fig.add_scatter(x=x, y=y, mode="lines+markers", line=dict(color=PALETTE[2], width=3), row=1, col=1)
-    for trace, col in zip(data[0][2], (1, 2, 3)):
-        fig.add_trace(trace, row=1, col=col)
-    fig.frames = [go.Frame(data=traces, traces=[1, 2, 3], name=str(i),
-                           layout=dict(title_text=f"epoch {now}: {stage}"))
+    fig.add_trace(data[0][2][0], row=1, col=1)
+    fig.add_trace(strip, row=1, col=2)
+    fig.add_trace(data[0][2][1], row=1, col=3)
+    grid_y = fig.get_subplot(1, 2).yaxis.plotly_name
+    fig.frames = [go.Frame(data=traces, traces=[1, 3], name=str(i),
+                           layout={"title_text": f"epoch {now}: {stage}", grid_y: dict(range=_tile_range(i, h))})
                   for i, (now, stage, traces) in enumerate(data)]
     fig.update_layout(height=height, showlegend=False, title_text=f"epoch {data[0][0]}: {data[0][1]}",
                       margin=dict(l=10, r=10, t=60, b=90), **_player(len(data), fps))
     fig.update_xaxes(title_text="epoch", row=1, col=1)
     fig.update_xaxes(range=[-0.55, 0.55], showticklabels=False, row=1, col=3)
     fig.update_yaxes(range=[-0.55, 0.55], showticklabels=False, row=1, col=3)
-    fig.update_xaxes(showticklabels=False, row=1, col=2)
-    fig.update_yaxes(showticklabels=False, row=1, col=2)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, range=[-0.5, w - 0.5], row=1, col=2)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, range=_tile_range(0, h), row=1, col=2)
     return fig
 
 
@@ -357,40 +373,39 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
     snaps = {(k, i): runs[k].load_snapshot(files[k][i]) for k in range(n) for i in used[k]}
     short = [label.split(" (")[0] for label in labels]  # "greedy (10 epochs x 3 stages ...)" -> "greedy"
 
+    strips = [_grid_strip(probes[k], [snaps[k, i] for i in used[k]]) for k in range(n)]  # (trace, tile h, w)
+
     def frame_data(t: float, shown: list[int]):
-        """The moment's cursor, maps and which grid of each arm shows: every grid is one image trace, shown or
-        hidden, so each snapshot's PNG is in the figure once, not once per frame. (Plotly redraws an image at
-        every frame; the browser shows it blank until decoded: a brief flicker, caught in about one screenshot
-        in eight during playback.)"""
+        """The moment's cursor and maps, and which tile of each arm's grid strip shows (a y range)."""
         traces = [go.Scatter(x=[t, t], y=[ymin, ymax], mode="lines", line=dict(color="#d62728", width=3),
                              showlegend=False)]
         traces += [_map_trace(lays[k][i], probes[k].get("labels")) for k, i in enumerate(shown)]
-        traces += [go.Image(visible=i == shown[k]) for k in range(n) for i in used[k]]
+        tiles = [_tile_range(used[k].index(i), strips[k][1]) for k, i in enumerate(shown)]
         epochs = ", ".join(f"{short[k]} at epoch {int(snaps[k, i]['epoch'])}" for k, i in enumerate(shown))
-        return traces, f"{t:.3g} GFLOP: {epochs}"
+        return traces, f"{t:.3g} GFLOP: {epochs}", tiles
 
     titles = [f"{header(COMPARED)} against training compute (GFLOP)"]
     for name in short:
         titles += [f"{name}: reconstructions", f"{name}: code map"]
     fig = make_subplots(rows=2, cols=2 * n, specs=[[{"colspan": 2 * n}] + [None] * (2 * n - 1), [{}] * (2 * n)],
-                        row_heights=[0.42, 0.58], vertical_spacing=0.13, horizontal_spacing=0.02,
+                        row_heights=[0.42, 0.58], vertical_spacing=0.18, horizontal_spacing=0.02,
                         subplot_titles=titles)
     for k, (x, y) in enumerate(curves):
         fig.add_scatter(x=x, y=y, mode="lines+markers", name=labels[k], row=1, col=1,
                         line=dict(color=PALETTE[k % len(PALETTE)], width=3))
-    first, title = frame_data(*timeline[0])
+    first, title, tiles = frame_data(*timeline[0])
     fig.add_trace(first[0], row=1, col=1)
     for k in range(n):
         fig.add_trace(first[1 + k], row=2, col=2 * k + 2)
+    animated = list(range(n, len(fig.data)))  # the cursor and the maps (the curves and the strips stay)
     for k in range(n):
-        for i in used[k]:
-            fig.add_trace(_grid_trace(probes[k], snaps[k, i]).update(visible=i == timeline[0][1][k]), row=2,
-                          col=2 * k + 1)
-    animated = list(range(n, len(fig.data)))  # all but the curves
+        fig.add_trace(strips[k][0], row=2, col=2 * k + 1)
+    grid_y = [fig.get_subplot(2, 2 * k + 1).yaxis.plotly_name for k in range(n)]
     frames = []
     for j, (t, shown) in enumerate(timeline):
-        traces, text = frame_data(t, shown)
-        frames.append(go.Frame(data=traces, traces=animated, name=str(j), layout=dict(title_text=text)))
+        traces, text, tiles = frame_data(t, shown)
+        frames.append(go.Frame(data=traces, traces=animated, name=str(j),
+                               layout={"title_text": text, **{grid_y[k]: dict(range=tiles[k]) for k in range(n)}}))
     fig.frames = frames
     fig.update_layout(height=height, title_text=title, font=dict(size=font_px), margin=dict(l=10, r=10, t=70, b=90),
                       legend=dict(x=1, xanchor="right", y=1, yanchor="top", bgcolor="rgba(255,255,255,0.8)"),
@@ -403,9 +418,12 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
     fig.layout.updatemenus[0].font.size = font_px
     fig.layout.sliders[0].font.size = font_px - 4  # one label per frame: smaller, or they overlap
     fig.layout.sliders[0].currentvalue.font.size = font_px
+    first_tiles = frame_data(*timeline[0])[2]
     for k in range(n):
-        fig.update_xaxes(showticklabels=False, row=2, col=2 * k + 1)
-        fig.update_yaxes(showticklabels=False, row=2, col=2 * k + 1)
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, range=[-0.5, strips[k][2] - 0.5],
+                         row=2, col=2 * k + 1)
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, range=first_tiles[k], row=2,
+                         col=2 * k + 1)
         fig.update_xaxes(range=[-0.55, 0.55], showticklabels=False, row=2, col=2 * k + 2)
         fig.update_yaxes(range=[-0.55, 0.55], showticklabels=False, row=2, col=2 * k + 2)
     return fig
