@@ -270,12 +270,28 @@ def _player(n: int, fps: float, y: float = -0.16) -> dict:
             dict(method="animate", label=str(i + 1), args=[[str(i)], still]) for i in range(n)])])
 
 
-def _grid_strip(probe: dict, snaps: list[dict]):
-    """Every snapshot's labelled reconstruction grid, stacked top to bottom in one image trace, and the height of
-    one grid (a tile). An animation frame shows tile i by moving the subplot's y range (`_tile_range`), so the
-    browser decodes the image once: an image trace per frame (or one per snapshot, shown or hidden) is drawn
-    anew at every frame, and the browser showed it blank until decoded, in about one screenshot in 15 during
-    playback (tests/test_browser.py counts them)."""
+STRIP_MAX_PX = 8192  # the tallest column of grids in a replay's image (a long run's grids wrap into more columns)
+
+
+@dataclass(frozen=True)
+class GridStrip:
+    """Every snapshot's labelled reconstruction grid in one image trace: tiles of h x w pixels, top to bottom in
+    columns of `per_column`. An animation frame shows tile i by moving the subplot's axis ranges (`ranges`), so
+    the browser decodes the image once. An image trace per frame (or one per snapshot, shown or hidden) was drawn
+    anew at every frame, and Chromium showed it blank until decoded: the grids flickered during playback
+    (tests/test_browser.py checks that no image is re-created after the first frame)."""
+    trace: object
+    h: int
+    w: int
+    per_column: int
+
+    def ranges(self, i: int) -> tuple[list[float], list[float]]:
+        """The x and y ranges of the image subplot that show tile i (the y axis reversed: rows grow downwards)."""
+        col, row = divmod(i, self.per_column)
+        return [col * self.w - 0.5, (col + 1) * self.w - 0.5], [(row + 1) * self.h - 0.5, row * self.h - 0.5]
+
+
+def _grid_strip(probe: dict, snaps: list[dict]) -> GridStrip:
     import base64
 
     import imageio.v3 as iio
@@ -283,14 +299,19 @@ def _grid_strip(probe: dict, snaps: list[dict]):
 
     grids = [recon_rows(probe["images"], s["recon"], probe.get("noisy"), s.get("denoised"), n=8)[0] for s in snaps]
     h, w = max(g.shape[0] for g in grids), max(g.shape[1] for g in grids)
+    per_column = max(1, min(len(grids), STRIP_MAX_PX // h))
     tiles = [np.pad(g, ((0, h - g.shape[0]), (0, w - g.shape[1]), (0, 0)), constant_values=255) for g in grids]
-    png = iio.imwrite("<bytes>", np.concatenate(tiles), extension=".png")
-    return go.Image(source="data:image/png;base64," + base64.b64encode(png).decode(), hoverinfo="skip"), h, w
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % per_column)  # the last column filled up with white
+    columns = [np.concatenate(tiles[i:i + per_column]) for i in range(0, len(tiles), per_column)]
+    png = iio.imwrite("<bytes>", np.concatenate(columns, axis=1), extension=".png")
+    return GridStrip(go.Image(source="data:image/png;base64," + base64.b64encode(png).decode(), hoverinfo="skip"),
+                     h, w, per_column)
 
 
-def _tile_range(i: int, h: int) -> list[float]:
-    """The y range of an image subplot that shows tile i of a strip (image rows grow downwards)."""
-    return [(i + 1) * h - 0.5, i * h - 0.5]
+def _showing(axes, strip: GridStrip, i: int) -> dict:
+    """Layout changes that make an image subplot (`fig.get_subplot(...)`) show tile i of its strip."""
+    x, y = strip.ranges(i)
+    return {axes.xaxis.plotly_name: dict(range=x), axes.yaxis.plotly_name: dict(range=y)}
 
 
 def _map_trace(xy, labels, size: int = 5):
@@ -321,7 +342,7 @@ def animation(run: Run, fps: float = 10, height: int = 560):
     ymin, ymax = min(ys), max(ys)
 
     snaps = [run.load_snapshot(f) for f in files]
-    strip, h, w = _grid_strip(probe, snaps)
+    strip = _grid_strip(probe, snaps)
 
     def frame_traces(snap, xy):
         now = int(snap["epoch"])
@@ -334,19 +355,20 @@ def animation(run: Run, fps: float = 10, height: int = 560):
                         subplot_titles=(header(COMPARED), "reconstructions", "code map"))
     fig.add_scatter(x=x, y=y, mode="lines+markers", line=dict(color=PALETTE[2], width=3), row=1, col=1)
     fig.add_trace(data[0][2][0], row=1, col=1)
-    fig.add_trace(strip, row=1, col=2)
+    fig.add_trace(strip.trace, row=1, col=2)
     fig.add_trace(data[0][2][1], row=1, col=3)
-    grid_y = fig.get_subplot(1, 2).yaxis.plotly_name
+    axes = fig.get_subplot(1, 2)
     fig.frames = [go.Frame(data=traces, traces=[1, 3], name=str(i),
-                           layout={"title_text": f"epoch {now}: {stage}", grid_y: dict(range=_tile_range(i, h))})
+                           layout={"title_text": f"epoch {now}: {stage}", **_showing(axes, strip, i)})
                   for i, (now, stage, traces) in enumerate(data)]
     fig.update_layout(height=height, showlegend=False, title_text=f"epoch {data[0][0]}: {data[0][1]}",
                       margin=dict(l=10, r=10, t=60, b=90), **_player(len(data), fps))
     fig.update_xaxes(title_text="epoch", row=1, col=1)
     fig.update_xaxes(range=[-0.55, 0.55], showticklabels=False, row=1, col=3)
     fig.update_yaxes(range=[-0.55, 0.55], showticklabels=False, row=1, col=3)
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, range=[-0.5, w - 0.5], row=1, col=2)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, range=_tile_range(0, h), row=1, col=2)
+    fig.update_layout(_showing(axes, strip, 0))
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=2)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=2)
     return fig
 
 
@@ -373,14 +395,14 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
     snaps = {(k, i): runs[k].load_snapshot(files[k][i]) for k in range(n) for i in used[k]}
     short = [label.split(" (")[0] for label in labels]  # "greedy (10 epochs x 3 stages ...)" -> "greedy"
 
-    strips = [_grid_strip(probes[k], [snaps[k, i] for i in used[k]]) for k in range(n)]  # (trace, tile h, w)
+    strips = [_grid_strip(probes[k], [snaps[k, i] for i in used[k]]) for k in range(n)]
 
     def frame_data(t: float, shown: list[int]):
         """The moment's cursor and maps, and which tile of each arm's grid strip shows (a y range)."""
         traces = [go.Scatter(x=[t, t], y=[ymin, ymax], mode="lines", line=dict(color="#d62728", width=3),
                              showlegend=False)]
         traces += [_map_trace(lays[k][i], probes[k].get("labels")) for k, i in enumerate(shown)]
-        tiles = [_tile_range(used[k].index(i), strips[k][1]) for k, i in enumerate(shown)]
+        tiles = [used[k].index(i) for k, i in enumerate(shown)]
         epochs = ", ".join(f"{short[k]} at epoch {int(snaps[k, i]['epoch'])}" for k, i in enumerate(shown))
         return traces, f"{t:.3g} GFLOP: {epochs}", tiles
 
@@ -393,19 +415,21 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
     for k, (x, y) in enumerate(curves):
         fig.add_scatter(x=x, y=y, mode="lines+markers", name=labels[k], row=1, col=1,
                         line=dict(color=PALETTE[k % len(PALETTE)], width=3))
-    first, title, tiles = frame_data(*timeline[0])
+    first, title, first_tiles = frame_data(*timeline[0])
     fig.add_trace(first[0], row=1, col=1)
     for k in range(n):
         fig.add_trace(first[1 + k], row=2, col=2 * k + 2)
     animated = list(range(n, len(fig.data)))  # the cursor and the maps (the curves and the strips stay)
     for k in range(n):
-        fig.add_trace(strips[k][0], row=2, col=2 * k + 1)
-    grid_y = [fig.get_subplot(2, 2 * k + 1).yaxis.plotly_name for k in range(n)]
+        fig.add_trace(strips[k].trace, row=2, col=2 * k + 1)
+    axes = [fig.get_subplot(2, 2 * k + 1) for k in range(n)]
     frames = []
     for j, (t, shown) in enumerate(timeline):
         traces, text, tiles = frame_data(t, shown)
-        frames.append(go.Frame(data=traces, traces=animated, name=str(j),
-                               layout={"title_text": text, **{grid_y[k]: dict(range=tiles[k]) for k in range(n)}}))
+        layout = {"title_text": text}
+        for k, tile in enumerate(tiles):
+            layout.update(_showing(axes[k], strips[k], tile))
+        frames.append(go.Frame(data=traces, traces=animated, name=str(j), layout=layout))
     fig.frames = frames
     fig.update_layout(height=height, title_text=title, font=dict(size=font_px), margin=dict(l=10, r=10, t=70, b=90),
                       legend=dict(x=1, xanchor="right", y=1, yanchor="top", bgcolor="rgba(255,255,255,0.8)"),
@@ -418,12 +442,10 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
     fig.layout.updatemenus[0].font.size = font_px
     fig.layout.sliders[0].font.size = font_px - 4  # one label per frame: smaller, or they overlap
     fig.layout.sliders[0].currentvalue.font.size = font_px
-    first_tiles = frame_data(*timeline[0])[2]
-    for k in range(n):
-        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, range=[-0.5, strips[k][2] - 0.5],
-                         row=2, col=2 * k + 1)
-        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, range=first_tiles[k], row=2,
-                         col=2 * k + 1)
+    for k, tile in enumerate(first_tiles):
+        fig.update_layout(_showing(axes[k], strips[k], tile))
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=2, col=2 * k + 1)
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, row=2, col=2 * k + 1)
         fig.update_xaxes(range=[-0.55, 0.55], showticklabels=False, row=2, col=2 * k + 2)
         fig.update_yaxes(range=[-0.55, 0.55], showticklabels=False, row=2, col=2 * k + 2)
     return fig

@@ -46,7 +46,7 @@ def test_export_says_what_is_missing(run, tmp_path, capsys):
     assert "not a run folder" in capsys.readouterr().err
 
 
-def test_the_browser_animation_has_one_frame_per_snapshot_in_order_and_speeds(run):
+def test_the_browser_animation_has_one_frame_per_snapshot_in_order_and_speeds(run, monkeypatch):
     from aelab import export
 
     fig = export.animation(run, fps=10)
@@ -60,6 +60,12 @@ def test_the_browser_animation_has_one_frame_per_snapshot_in_order_and_speeds(ru
     strip = next(t for t in fig.data if t.type == "image")  # one strip of grids, the frames move its y range
     for frame, f in zip(fig.frames, run.snapshot_files()):
         assert np.array_equal(shown_tile(strip, frame), grid_of(run, f))
+    monkeypatch.setattr(export, "STRIP_MAX_PX", 2 * grid_of(run, run.snapshot_files()[0]).shape[0])
+    fig = export.animation(run, fps=10)  # a long run's grids wrap into columns of 2
+    strip = next(t for t in fig.data if t.type == "image")
+    assert len({f.layout["xaxis" + strip.xaxis[1:]].range[0] for f in fig.frames}) == (n + 1) // 2
+    for frame, f in zip(fig.frames, run.snapshot_files()):
+        assert np.array_equal(shown_tile(strip, frame), grid_of(run, f))
 
 
 def grid_of(run, snapshot) -> np.ndarray:
@@ -71,12 +77,13 @@ def grid_of(run, snapshot) -> np.ndarray:
 
 
 def shown_tile(image, frame) -> np.ndarray:
-    """The pixels an animation frame shows of an image trace: its rows inside the frame's y range."""
+    """The pixels an animation frame shows of an image trace: those inside the frame's x and y ranges."""
     import base64
 
     pixels = iio.imread(base64.b64decode(image.source.split(",", 1)[1]))
+    left, right = frame.layout["xaxis" + image.xaxis[1:]].range
     bottom, top = frame.layout["yaxis" + image.yaxis[1:]].range  # reversed: image rows grow downwards
-    return pixels[round(top + 0.5):round(bottom + 0.5)]
+    return pixels[round(top + 0.5):round(bottom + 0.5), round(left + 0.5):round(right + 0.5)]
 
 
 @pytest.fixture(scope="module")
