@@ -37,6 +37,13 @@ race_id = st.query_params.get("race") or st.session_state.get("race_id")
 run_id = None if race_id else st.query_params.get("run") or st.session_state.get("run_id")
 st.session_state.update(run_id=run_id, race_id=race_id)
 build.sync_url(cfg, run_id, race_id)
+with right:
+    if cfg is not None:
+        arch.arch_view(cfg, build.data_facts(cfg)["shape"])
+    st.caption("The URL holds these settings: share it to reproduce the setup. "
+               "Stage-by-stage mode (greedy): Training tab, *pause after stage*.")
+    if cfg is not None:  # these settings as code, before (or without) any run
+        views.take_home(cfg, build.data_facts(cfg)["shape"], key="train.code")
 if race_id or run_id:
     present.toggle()
     with st.container(key="run_panel"):
@@ -48,12 +55,3 @@ if race_id or run_id:
         views.scroll_to("run_panel")
 else:
     st.info("Set up a model on the left (or pick a preset) and press **Launch**.")
-# The right column is filled last, though it sits above the live panel: after a click on Launch the panel's
-# first loss point reaches the browser before the diagram and the take-home code are sent again.
-with right:
-    if cfg is not None:
-        arch.arch_view(cfg, build.data_facts(cfg)["shape"])
-    st.caption("The URL holds these settings: share it to reproduce the setup. "
-               "Stage-by-stage mode (greedy): Training tab, *pause after stage*.")
-    if cfg is not None:  # these settings as code, before (or without) any run
-        views.take_home(cfg, build.data_facts(cfg)["shape"], key="train.code")
