@@ -308,6 +308,11 @@ def _grid_strip(probe: dict, snaps: list[dict]) -> GridStrip:
                      h, w, per_column)
 
 
+# A grid subplot shows one tile of its strip: no ticks, and no zoom (autoscale would show every snapshot's grid at
+# once, a reset the first one, whatever the frame).
+GRID_AXIS = dict(showticklabels=False, showgrid=False, zeroline=False, fixedrange=True)
+
+
 def _showing(axes, strip: GridStrip, i: int) -> dict:
     """Layout changes that make an image subplot (`fig.get_subplot(...)`) show tile i of its strip."""
     x, y = strip.ranges(i)
@@ -367,8 +372,8 @@ def animation(run: Run, fps: float = 10, height: int = 560):
     fig.update_xaxes(range=[-0.55, 0.55], showticklabels=False, row=1, col=3)
     fig.update_yaxes(range=[-0.55, 0.55], showticklabels=False, row=1, col=3)
     fig.update_layout(_showing(axes, strip, 0))
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=2)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=2)
+    fig.update_xaxes(GRID_AXIS, row=1, col=2)
+    fig.update_yaxes(GRID_AXIS, row=1, col=2)
     return fig
 
 
@@ -398,7 +403,7 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
     strips = [_grid_strip(probes[k], [snaps[k, i] for i in used[k]]) for k in range(n)]
 
     def frame_data(t: float, shown: list[int]):
-        """The moment's cursor and maps, and which tile of each arm's grid strip shows (a y range)."""
+        """The moment's cursor and maps, and which tile of each arm's grid strip it shows."""
         traces = [go.Scatter(x=[t, t], y=[ymin, ymax], mode="lines", line=dict(color="#d62728", width=3),
                              showlegend=False)]
         traces += [_map_trace(lays[k][i], probes[k].get("labels")) for k, i in enumerate(shown)]
@@ -444,8 +449,8 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
     fig.layout.sliders[0].currentvalue.font.size = font_px
     for k, tile in enumerate(first_tiles):
         fig.update_layout(_showing(axes[k], strips[k], tile))
-        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=2, col=2 * k + 1)
-        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, row=2, col=2 * k + 1)
+        fig.update_xaxes(GRID_AXIS, row=2, col=2 * k + 1)
+        fig.update_yaxes(GRID_AXIS, row=2, col=2 * k + 1)
         fig.update_xaxes(range=[-0.55, 0.55], showticklabels=False, row=2, col=2 * k + 2)
         fig.update_yaxes(range=[-0.55, 0.55], showticklabels=False, row=2, col=2 * k + 2)
     return fig

@@ -372,9 +372,9 @@ def arch_figure(kind: str, input_shape: tuple[int, ...], layers: tuple[int, ...]
                                    line=dict(color="#d62728", dash="dot", width=2), hoverinfo="skip"))
             notes.append(dict(x=(e + d) / 2, y=y, text=f"D{k} = E{k}ᵀ (tied)", showarrow=False, bgcolor="white",
                               font=dict(size=11, color="#d62728")))  # on its own line, masking the others
-    other = "untied" if tied else "tied"
+    this, other = ("tied", "untied") if tied else ("untied", "tied")
     return go.Figure(ties, layout=dict(
-        title=f"{kind} autoencoder: {params:,} parameters ({'tied' if tied else 'untied'}; {params_other:,} if {other})",
+        title=f"{kind} autoencoder: {params:,} parameters ({this}; {params_other:,} if {other})",
         height=height, font=dict(size=14), margin=dict(l=10, r=10, t=50, b=10), showlegend=False,
         plot_bgcolor="white", shapes=shapes, annotations=notes,
         xaxis=dict(visible=False, range=[-0.6, len(blocks) - 0.4]),

@@ -57,15 +57,38 @@ def test_the_browser_animation_has_one_frame_per_snapshot_in_order_and_speeds(ru
     buttons = {b.label: b.args[1]["frame"]["duration"] for b in fig.layout.updatemenus[0].buttons}
     assert buttons["▶ Play"] == 100 and buttons["½×"] == 200 and buttons["2×"] == 50 and buttons["4×"] == 25
     assert len(fig.layout.sliders[0].steps) == n  # step through it frame by frame
-    strip = next(t for t in fig.data if t.type == "image")  # one strip of grids, the frames move its y range
+    strip = next(t for t in fig.data if t.type == "image")  # one strip of grids, the frames move its axis ranges
+    assert np.array_equal(shown_tile(strip, fig), grid_of(run, run.snapshot_files()[0]))  # before any frame
     for frame, f in zip(fig.frames, run.snapshot_files()):
         assert np.array_equal(shown_tile(strip, frame), grid_of(run, f))
-    monkeypatch.setattr(export, "STRIP_MAX_PX", 2 * grid_of(run, run.snapshot_files()[0]).shape[0])
-    fig = export.animation(run, fps=10)  # a long run's grids wrap into columns of 2
+    assert fig.layout["xaxis" + strip.xaxis[1:]].fixedrange and fig.layout["yaxis" + strip.yaxis[1:]].fixedrange
+    assert n == 6
+    monkeypatch.setattr(export, "STRIP_MAX_PX", 4 * grid_of(run, run.snapshot_files()[0]).shape[0])
+    fig = export.animation(run, fps=10)  # a long run's grids wrap: columns of 4, the last filled up with white
     strip = next(t for t in fig.data if t.type == "image")
-    assert len({f.layout["xaxis" + strip.xaxis[1:]].range[0] for f in fig.frames}) == (n + 1) // 2
+    assert len({f.layout["xaxis" + strip.xaxis[1:]].range[0] for f in fig.frames}) == 2
     for frame, f in zip(fig.frames, run.snapshot_files()):
         assert np.array_equal(shown_tile(strip, frame), grid_of(run, f))
+    whole = decoded(strip)
+    assert whole.shape[0] == 4 * grid_of(run, run.snapshot_files()[0]).shape[0] and (whole[-2:] == 255).all()
+
+
+def test_grids_of_different_heights_share_a_strip_padded_with_white():
+    """A denoising run's snapshot saved before the 'output from the corrupted input' row existed has one row fewer:
+    its tile is its own grid with white below, the same size as the others."""
+    from aelab import export
+    from aelab.viz import recon_rows
+
+    rng = np.random.default_rng(0)
+    images, noisy, recon, denoised = rng.integers(0, 256, (4, 8, 1, 12, 12), dtype=np.uint8)
+    probe = {"images": images, "noisy": noisy}
+    snaps = [{"recon": recon}, {"recon": recon, "denoised": denoised}]
+    strip = export._grid_strip(probe, snaps)
+    grids = [recon_rows(images, s["recon"], probe["noisy"], s.get("denoised"), n=8)[0] for s in snaps]
+    assert grids[0].shape[0] < grids[1].shape[0] == strip.h and strip.per_column == 2
+    tiles = decoded(strip.trace)
+    assert np.array_equal(tiles[:grids[0].shape[0]], grids[0]) and (tiles[grids[0].shape[0]:strip.h] == 255).all()
+    assert np.array_equal(tiles[strip.h:], grids[1])
 
 
 def grid_of(run, snapshot) -> np.ndarray:
@@ -76,11 +99,17 @@ def grid_of(run, snapshot) -> np.ndarray:
     return recon_rows(probe["images"], snap["recon"], probe.get("noisy"), snap.get("denoised"), n=8)[0]
 
 
-def shown_tile(image, frame) -> np.ndarray:
-    """The pixels an animation frame shows of an image trace: those inside the frame's x and y ranges."""
+def decoded(image) -> np.ndarray:
+    """The pixels of an image trace's PNG."""
     import base64
 
-    pixels = iio.imread(base64.b64decode(image.source.split(",", 1)[1]))
+    return iio.imread(base64.b64decode(image.source.split(",", 1)[1]))
+
+
+def shown_tile(image, frame) -> np.ndarray:
+    """The pixels an animation frame (or the figure, before any frame) shows of an image trace: those inside its x
+    and y ranges."""
+    pixels = decoded(image)
     left, right = frame.layout["xaxis" + image.xaxis[1:]].range
     bottom, top = frame.layout["yaxis" + image.yaxis[1:]].range  # reversed: image rows grow downwards
     return pixels[round(top + 0.5):round(bottom + 0.5), round(left + 0.5):round(right + 0.5)]

@@ -1,9 +1,10 @@
 """The first paint stays light: serving Home and the Train page (settings, diagram, Launch) must not import
 torch, torchvision, umap, scikit-learn or matplotlib into the server process (they cost seconds; the warm
 worker and the projector pay them in their own processes), nor may the live view's reconstruction grid, drawn
-every second beside a training run. What the first page does import, the server's warm-up thread imports before
-a browser connects (aelab/ui/warm.py): the test fails if the page needs a module it did not. Checked on sys.modules, in a fresh interpreter, which then also checks that
-the server's numeric libraries run one thread each (a second one only waits for a core beside training)."""
+every second beside a training run. What the first pages do import, the server's warm-up thread imports while
+the first browser loads (aelab/ui/warm.py): the test fails if they import an aelab, pandas or plotly module it did
+not. Checked on sys.modules, in a fresh interpreter, which then also checks that the server's numeric libraries
+run one thread each (a second one only waits for a core beside training)."""
 import json
 import os
 import subprocess
@@ -45,5 +46,5 @@ def test_home_and_train_pages_are_served_without_heavy_imports(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["heavy"] == []
-    assert seen["late"] == [], f"{seen['late']}: the first page imported what aelab/ui/warm.py should have: add it to PAGE_MODULES"
+    assert seen["late"] == [], f"{seen['late']}: imported by the first pages, not by aelab/ui/warm.py's PAGE_MODULES"
     assert seen["threads"] and set(seen["threads"]) == {1}

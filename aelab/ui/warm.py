@@ -12,11 +12,11 @@ import importlib
 import threading
 
 # What lab.py and the Train page import: Home's examples table pulls pandas, the Train page's take-home code
-# codegen, the worker pool aelab.worker and jobs.launch. tests/test_startup.py fails when the first page imports
-# a module this list does not.
+# codegen, the worker pool aelab.worker and jobs.launch. tests/test_startup.py fails when the first pages import an
+# aelab, pandas or plotly module that warm() did not.
 PAGE_MODULES = ("aelab.ui.home", "aelab.ui.examples", "aelab.ui.build", "aelab.ui.arch", "aelab.ui.live",
                 "aelab.ui.present", "aelab.ui.race", "aelab.ui.views", "aelab.codegen", "aelab.worker",
-                "aelab.jobs.launch", "plotly.io")
+                "aelab.jobs.launch")
 
 
 def warm() -> None:
@@ -26,7 +26,7 @@ def warm() -> None:
         importlib.import_module(name)
     import numpy as np
     import plotly.io as pio
-    import streamlit as st
+    from streamlit import delta_generator
 
     from .. import viz
 
@@ -37,9 +37,12 @@ def warm() -> None:
                 viz.arch_figure("dense", (1, 28, 28), (64, 2), True, 1, 2)):
         pio.to_json(fig, validate=False)
     # A process's first Streamlit element checks once whether it runs in a REPL (inspect.stack() with every
-    # frame's source looked up: 0.2 s of the first page run with pandas and plotly imported). Outside a script
-    # run the element is dropped; the check is paid here.
-    st.empty()
+    # frame's source looked up: 0.22 s of the first page run with pandas and plotly imported). Paid here, by the
+    # check itself: a private function, skipped if it goes away (st.empty() here would log "missing
+    # ScriptRunContext" from this thread).
+    check = getattr(delta_generator, "_maybe_print_use_warning", None)
+    if callable(check):
+        check()
 
 
 def start() -> threading.Thread:
