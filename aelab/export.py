@@ -271,6 +271,11 @@ def _player(n: int, fps: float, y: float = -0.16) -> dict:
 
 
 FRAME_KEYS = ("epoch", "stage_name", "recon", "denoised")  # what a replay's frame shows of a snapshot
+
+
+def _frame_part(run: Run, snapshot: Path) -> dict:
+    """What a replay's frame shows of a snapshot: a long run's codes need not all stay in memory at once."""
+    return {k: v for k, v in run.load_snapshot(snapshot).items() if k in FRAME_KEYS}
 STRIP_MAX_PX = 8192  # the tallest column of grids in a replay's image (a long run's grids wrap into more columns)
 
 
@@ -347,8 +352,7 @@ def animation(run: Run, fps: float = 10, height: int = 560):
     ys = [v for v in y if v is not None] or [0.0, 1.0]
     ymin, ymax = min(ys), max(ys)
 
-    # what the frames need of each snapshot (a long run's codes need not all stay in memory at once)
-    snaps = [{k: v for k, v in run.load_snapshot(f).items() if k in FRAME_KEYS} for f in files]
+    snaps = [_frame_part(run, f) for f in files]
     strip = _grid_strip(probe, snaps)
 
     def frame_traces(snap, xy):
@@ -399,8 +403,7 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
     ymin, ymax = min(ys), max(ys)
     n = len(runs)
     used = [sorted({shown[k] for _, shown in timeline}) for k in range(n)]  # the snapshots each arm shows
-    snaps = {(k, i): {key: v for key, v in runs[k].load_snapshot(files[k][i]).items() if key in FRAME_KEYS}
-             for k in range(n) for i in used[k]}
+    snaps = {(k, i): _frame_part(runs[k], files[k][i]) for k in range(n) for i in used[k]}
     short = [label.split(" (")[0] for label in labels]  # "greedy (10 epochs x 3 stages ...)" -> "greedy"
 
     strips = [_grid_strip(probes[k], [snaps[k, i] for i in used[k]]) for k in range(n)]
