@@ -25,6 +25,7 @@ from aelab.runs import RunStore, RunWriter
 def bare(cfg, data, epochs: int, validate: bool = False) -> float:
     """A plain loop; with validate, also the validation loss once per epoch (what Keras's
     fit(validation_data=...) does, and what aelab's loop must do to draw its validation curve)."""
+    torch.set_flush_denormal(True)  # the same arithmetic as aelab's loop (train.run flushes subnormals too)
     torch.manual_seed(0)
     model = build_model(cfg, data.input_shape)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)

@@ -171,10 +171,11 @@ def loop_with_view(pw, epochs: int, env: dict | None = None) -> dict:
         n = torch.get_num_threads()
         torch.set_num_threads(max(1, n - 1))
         try:
-            return bare(cfg, data, 20, validate=True)
+            return bare(cfg, data, epochs, validate=True)
         finally:
             torch.set_num_threads(n)
-    bare_val, bare_val_less = [bare(cfg, data, 20, validate=True)], [bare_one_thread()]
+    # as many epochs as the watched run: a long run's later epochs are not its first ones
+    bare_val, bare_val_less = [bare(cfg, data, epochs, validate=True)], [bare_one_thread()]
     runs = Path(tempfile.mkdtemp(prefix="aelab-bench-loop-"))
     proc, base = server.start(runs, log=runs / "server.log", env=env)
     try:
@@ -198,7 +199,7 @@ def loop_with_view(pw, epochs: int, env: dict | None = None) -> dict:
         shares["cores_stolen_by_host"] = (steal_ticks() - stolen) / os.sysconf("SC_CLK_TCK") / wall
         viewed = json.loads((runs / run_id / "summary.json").read_text())["samples_per_second"]
         browser.close()
-        bare_val.append(bare(cfg, data, 20, validate=True))
+        bare_val.append(bare(cfg, data, epochs, validate=True))
         bare_val_less.append(bare_one_thread())
     finally:
         server.stop(proc)

@@ -37,6 +37,31 @@ def test_same_config_and_seed_give_the_same_numbers(shapes, tiny_cfg):
     assert a == b and a != c
 
 
+def test_training_flushes_subnormal_floats_to_zero(shapes, tiny_cfg):
+    """Long runs fill Adam's moments with subnormals, which the CPU computes many times slower."""
+    torch.set_flush_denormal(False)  # (earlier tests trained in this process)
+    tiny = torch.tensor([1e-39])  # below float32's smallest normal, 1.18e-38
+    assert (tiny * 1.0).item() > 0
+    try:
+        _train(tiny_cfg.with_overrides({"train.epochs": 1}), shapes)
+        assert (tiny * 1.0).item() == 0.0
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_validation_bce_agrees_with_torch_and_stays_finite_with_subnormals_flushed():
+    g = torch.Generator().manual_seed(0)
+    x, x_hat = torch.rand(8, 20, generator=g), torch.rand(8, 20, generator=g) * 0.98 + 0.01
+    ref = torch.nn.functional.binary_cross_entropy(x_hat, x).item()
+    saturated = torch.tensor([[0.0, 1.0, 0.0, 1.0]])  # a sigmoid that reached 0 and 1 on black and white pixels
+    torch.set_flush_denormal(True)  # as in training
+    try:
+        assert T._eval_loss(x_hat, x, "bce") == pytest.approx(ref, rel=1e-5)
+        assert T._eval_loss(saturated, saturated, "bce") == 0.0  # 0 * log(0) would be NaN
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def test_metrics_carry_all_comparison_axes(shapes, tiny_cfg):
     _, ctx, ev = _train(tiny_cfg, shapes)
     rec = _epochs(ev)[-1]
