@@ -427,14 +427,21 @@ def make_context(cfg: RunConfig, data: Data, model: AE, emit: Callable[..., None
     return Context(cfg, data, model, device, emit, control or Control(), n_planned)
 
 
+def flush_subnormals() -> None:
+    """Compute subnormal floats as zero, as TensorFlow does on CPU by default. Weights and Adam moments of inputs
+    that never light up (MNIST's border pixels) decay into subnormals, which x86 CPUs compute many times slower:
+    by epoch 300 of keras-deep 6 % of them were, and an epoch took 1.6x as long.
+
+    The setting is per thread in hardware and threads inherit it when they start: torch's worker threads get it
+    only if this runs before its first parallel operation (the worker process calls it first thing; in a
+    notebook whose thread pool is already up, only the calling thread is set)."""
+    torch.set_flush_denormal(True)
+
+
 def run(ctx: Context) -> None:
     """Train ctx.model with the strategy the config names. Raises Stopped or Diverged; the counters
     (steps, samples, seconds) stay readable in ctx either way."""
-    # Weights and Adam moments of inputs that never light up (MNIST's border pixels) decay into subnormal floats,
-    # which x86 CPUs compute many times slower: by epoch 300 of keras-deep, 6 % of them were subnormal and an
-    # epoch took 1.6x as long. Flush them to zero, as TensorFlow does on CPU by default (process-wide: the
-    # setting is per thread in hardware, and torch sets it for its own threads too).
-    torch.set_flush_denormal(True)
+    flush_subnormals()
     gen = torch.Generator(device=ctx.device)
     gen.manual_seed(ctx.cfg.train.seed)
     if ctx.resume is not None:

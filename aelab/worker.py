@@ -427,9 +427,12 @@ class WorkerPool:
 
 
 def main(argv: list[str]) -> int:
+    from . import train
+
+    train.flush_subnormals()  # before torch starts its thread pool, whose threads inherit the setting
     if argv and argv[0] == "--standby":
         # Pay the imports now, then wait for a run folder on stdin. Parent gone (EOF) = exit quietly.
-        from . import evaluate, model, train  # noqa: F401
+        from . import evaluate, model  # noqa: F401
         from .config import DataConfig
         from .data import load_data
         load_data(DataConfig())  # the default dataset, cached in-process for the run to come

@@ -25,7 +25,7 @@ from aelab.runs import RunStore, RunWriter
 def bare(cfg, data, epochs: int, validate: bool = False) -> float:
     """A plain loop; with validate, also the validation loss once per epoch (what Keras's
     fit(validation_data=...) does, and what aelab's loop must do to draw its validation curve)."""
-    torch.set_flush_denormal(True)  # the same arithmetic as aelab's loop (train.run flushes subnormals too)
+    T.flush_subnormals()  # the same arithmetic as aelab's loop (for every thread if called before the first op)
     torch.manual_seed(0)
     model = build_model(cfg, data.input_shape)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--batch", default="256,32")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
+    T.flush_subnormals()  # before torch's thread pool starts, as the worker does
     data = load_data(PRESETS["keras-deep"].config().data)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, keras-deep (784-128-64-32), mnist5k, "
           f"{args.epochs} epochs per measurement, best of {args.rounds}")

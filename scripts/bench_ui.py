@@ -19,8 +19,9 @@ For each repeat: start `streamlit run app.py` on a fresh port and an empty runs 
   loop with the live view (--loop-epochs N, 0 to skip): keras-deep at batch 256 launched from the Train page
                 of a fresh server and watched in Chromium (1280x720) until it completes; its samples/s (the
                 run's summary) against a bare PyTorch loop doing the same per-epoch validation pass in this
-                process (bench_train.bare, best of one measurement before and one after, the app idle; also
-                with one torch thread fewer: what the app's worker gets, a core being left to the view), and
+                process (bench_train.bare: as many epochs, subnormals flushed as in aelab's loop; best of one
+                measurement before and one after, the app idle; also with one torch thread fewer: what the
+                app's worker gets, a core being left to the view), and
                 the same run launched headless (`python -m aelab train`) for the view's own share; and the
                 cores each kind of process used meanwhile (worker, UMAP process, server, browser; from /proc)
 """
@@ -163,6 +164,9 @@ def loop_with_view(pw, epochs: int, env: dict | None = None) -> dict:
     from aelab.presets import PRESETS
     from scripts.bench_train import bare
 
+    from aelab.train import flush_subnormals
+
+    flush_subnormals()  # before torch's thread pool starts, as the worker does
     cfg = PRESETS["keras-deep"].config().with_overrides({"train.batch_size": 256, "train.epochs": epochs})
     data = load_data(cfg.data)
     bare(cfg, data, 1)  # the first optimizer step imports torch._dynamo

@@ -206,3 +206,16 @@ def test_disk_full_for_the_summary_still_leaves_a_failed_status(tmp_path, tiny_c
     assert s["status"] == "failed" and s["message"].startswith("disk full while writing the summary")
     st = run.status()  # the summary could not be written; the (smaller) status says why
     assert run.summary() is None and st["status"] == "failed" and st["error"]["during"] == "writing the summary"
+
+
+def test_every_training_thread_of_a_worker_computes_subnormals_as_zero(tmp_path):
+    """The flag is per thread and inherited at thread start: the worker must set it before torch's pool starts."""
+    import subprocess
+    import sys
+
+    check = ("import sys, torch\nfrom aelab import worker\nworker.main(['--standby'])\n"  # stdin at EOF: no run
+             "x = torch.full((1 << 22,), 1e-39)\nprint(torch.get_num_threads(), int(((x * 1.0) == 0).sum()))\n")
+    out = subprocess.run([sys.executable, "-c", check], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS="2"), timeout=120, check=True)
+    threads, zeros = map(int, out.stdout.split())
+    assert threads == 2 and zeros == 1 << 22  # a thread without the flag would keep its half of them
