@@ -168,10 +168,10 @@ def loss_figure(metrics: list[dict], axis: str = "epoch", n_train: int | None = 
                     line=dict(color="rgba(31,119,180,0.45)", width=1), row=1, col=1)
     ex = xs(epochs, axis, n_train)
     for i, key in enumerate(("train_loss", "val_loss")):
-        fig.add_scatter(x=ex, y=[r.get(key) for r in epochs], mode="lines+markers", name=label(key),
+        fig.add_scatter(x=ex, y=[r.get(key) for r in epochs], mode=line_mode(len(ex)), name=label(key),
                         line=dict(color=PALETTE[i], width=2), row=1, col=1)
     for key, color, dash in _error_curves(epochs):
-        fig.add_scatter(x=ex, y=[r.get(key) for r in epochs], mode="lines+markers", name=label(key),
+        fig.add_scatter(x=ex, y=[r.get(key) for r in epochs], mode=line_mode(len(ex)), name=label(key),
                         line=dict(color=color, width=2, dash=dash), row=2, col=1)
     spans = stage_spans(epochs, axis, n_train)
     shade_stages(fig, spans)
@@ -185,6 +185,14 @@ def loss_figure(metrics: list[dict], axis: str = "epoch", n_train: int | None = 
                       margin=dict(l=10, r=10, t=70, b=10), legend=dict(orientation="h", y=-0.15),
                       uirevision="loss", font=dict(size=14))
     return fig
+
+
+MARKERS_UP_TO = 40  # points per curve; beyond, lines only: every marker is an SVG node redrawn with the chart
+
+
+def line_mode(n: int) -> str:
+    """A curve's Plotly mode: epochs marked while they can be told apart (and are cheap to redraw)."""
+    return "lines+markers" if n <= MARKERS_UP_TO else "lines"
 
 
 def log_ticks(values) -> list[float]:
@@ -229,7 +237,7 @@ def compare_figure(curves: dict[str, list[dict]], axis: str = "epoch", height: i
     fig = go.Figure()
     for i, (name, epochs) in enumerate(curves.items()):
         x, y = compared_curve(epochs, axis)
-        fig.add_scatter(x=x, y=y, mode="lines+markers", name=name if x else f"{name} (not recorded)",
+        fig.add_scatter(x=x, y=y, mode=line_mode(len(x)), name=name if x else f"{name} (not recorded)",
                         line=dict(color=PALETTE[i % len(PALETTE)], width=2))
     fig.update_layout(title=f"validation squared error per image, {label(COMPARED)}: lower is better",
                       height=height, xaxis_title=X_LABELS[axis], yaxis_title=header(COMPARED), font=dict(size=14),

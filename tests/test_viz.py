@@ -34,6 +34,19 @@ def test_end_to_end_has_no_stage_shading_and_other_axes():
     assert len(fig.data) == 2 and list(fig.data[0].x) == [100, 200]
 
 
+def test_epochs_are_marked_only_while_they_can_be_told_apart_and_present_mode_thickens_every_curve():
+    from aelab.ui import present
+
+    for n, mode in ((viz.MARKERS_UP_TO, "lines+markers"), (viz.MARKERS_UP_TO + 1, "lines")):
+        recs = [epoch_rec(1, e, "end-to-end") for e in range(1, n + 1)]
+        fig = viz.loss_figure([{"kind": "step", "epoch": 1, "step": 1, "samples": 32, "seconds": 0.1, "loss": 0.7}]
+                              + recs)
+        assert [t.mode for t in fig.data] == ["lines"] + [mode] * 4  # steps; train, val; two pixel-error curves
+        assert {t.mode for t in viz.compare_figure({"a": recs}).data} == {mode}
+        widths = [t.line.width for t in present.big(fig, 500).data]
+        assert widths == [1, 3, 3, 3, 3]  # the step trace stays thin on a projector, epoch curves are thick
+
+
 def test_grids_upscale_small_images_and_stack_labelled_rows():
     rng = np.random.default_rng(0)
     imgs, out = (rng.integers(0, 255, (16, 1, 8, 8), dtype=np.uint8) for _ in range(2))

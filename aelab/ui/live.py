@@ -1,10 +1,11 @@
 """The Train page's live panel: controls, progress, loss curves, reconstructions, code map, histogram.
 
 The page keeps only the run id; fragments re-read the run store (reads are incremental) while the run is live:
-the loss every second, the grid and map as often as snapshots are written; they stop polling when it ends.
+the loss every REFRESH_S, the grid and map every SNAPSHOT_VIEW_S; they stop polling when it ends.
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -13,10 +14,14 @@ import streamlit as st
 from .. import jobs, viz
 from ..metrics import header
 from ..paths import check_data_paths
-from ..runs import LIVE, SNAPSHOT_EVERY_S, Run, read_json
+from ..runs import LIVE, Run, read_json
 from . import state, views
 
-REFRESH_S = 1.0
+# On a machine of 2 cores or fewer, the browser watching a run shares them with its training. Plotly's redraws took
+# 0.6 of a core in Chromium at the 1 s / 2 s cadence, 0.25 at 2 s / 4 s (README › Benchmarks › App latency).
+SMALL_MACHINE = (os.cpu_count() or 1) <= 2
+REFRESH_S = 2.0 if SMALL_MACHINE else 1.0  # progress, controls and the loss curves
+SNAPSHOT_VIEW_S = 2 * REFRESH_S  # reconstructions and the code map (the worker writes a snapshot every 2 s)
 FIRST_POINT_WAIT_S = 1.0  # a warm worker logs its first step ~0.2 s after the click
 FIRST_REFRESH_S = 0.25  # until the first epoch: the first loss points show up at once
 SUMMARY_LINE = (("test_full_sq_err", ".4g"), ("linear_probe_accuracy", ".4g"), ("gflop", ".3g"), ("seconds", ".4g"),
@@ -119,7 +124,7 @@ def _n_train(status: dict) -> int | None:
 def poll(runs: list[Run], draw, *args, slow=None) -> None:
     """Draw `draw(*args)` in a fragment that re-runs every REFRESH_S while any of `runs` is live and redraws
     the whole page once, without the timer, when the last of them has ended. `slow(*args)` (grids and maps), if
-    given, goes below in a fragment of its own that re-runs as often as snapshots are written."""
+    given, goes below in a fragment of its own that re-runs every SNAPSHOT_VIEW_S."""
     was_live = any(r.status().get("status") in LIVE for r in runs)
 
     def body(*a):
@@ -128,13 +133,13 @@ def poll(runs: list[Run], draw, *args, slow=None) -> None:
         draw(*a)
     st.fragment(run_every=REFRESH_S if was_live else None)(body)(*args)
     if slow is not None:
-        st.fragment(run_every=SNAPSHOT_EVERY_S if was_live else None)(slow)(*args)
+        st.fragment(run_every=SNAPSHOT_VIEW_S if was_live else None)(slow)(*args)
 
 
 def panel(run_id: str) -> None:
     """The live view of one run, in two fragments: progress, controls and loss poll every REFRESH_S while the
-    run is live; the grid and the code map every SNAPSHOT_EVERY_S, as often as the worker writes a snapshot
-    (each redraw re-sends every element of its fragment, and the browser pays for each)."""
+    run is live; the grid and the code map every SNAPSHOT_VIEW_S (each redraw re-sends every element of its
+    fragment, and the browser pays for each)."""
     run = state.get_run(run_id)
     if run is None:
         st.warning(f"no run {run_id!r} in {state.runs_dir()}")
@@ -143,7 +148,7 @@ def panel(run_id: str) -> None:
     early = live and not run.epochs()
     every = (FIRST_REFRESH_S if early else REFRESH_S) if live else None
     st.fragment(run_every=every)(_draw)(run, live, early)
-    st.fragment(run_every=SNAPSHOT_EVERY_S if live else None)(_draw_snapshot)(run)
+    st.fragment(run_every=SNAPSHOT_VIEW_S if live else None)(_draw_snapshot)(run)
 
 
 def _draw(run: Run, was_live: bool, early: bool) -> None:

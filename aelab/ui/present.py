@@ -52,7 +52,7 @@ def big(fig: go.Figure, height: int) -> go.Figure:
                       margin=dict(l=10, r=10, t=50, b=10), paper_bgcolor="white", plot_bgcolor="white")
     fig.update_xaxes(showgrid=True, gridcolor="#ccc", linecolor="#000", tickfont_size=FONT_PX)
     fig.update_yaxes(showgrid=True, gridcolor="#ccc", linecolor="#000", tickfont_size=FONT_PX)
-    fig.update_traces(line_width=3, selector=dict(mode="lines+markers"))
+    fig.update_traces(line_width=3, selector=lambda t: t.type == "scatter" and (t.line.width or 0) >= 2)  # curves
     for shape in fig.layout.shapes or ():
         if shape.type == "rect" and shape.fillcolor:  # stage bands: opaque enough for a projector
             shape.fillcolor = shape.fillcolor.replace(f",{viz.STAGE_ALPHA})", ",0.25)")
