@@ -3,8 +3,10 @@
 AppTest does not fire `run_every` fragments, so the tests poll with repeated `at.run()`.
 """
 import json
+import os
 import time
 
+import numpy as np
 import pytest
 
 from aelab.metrics import header, label
@@ -218,3 +220,26 @@ def test_uploaded_csv_is_checked_against_the_loss(tmp_path, monkeypatch):
     assert err is None and cfg.data.path == str(csv)
     cfg, err = check({**base, "train.loss": "mse", "model.kind": "conv"})
     assert err.startswith("model.kind: a conv autoencoder needs image data")
+
+
+def test_presentation_mode_maps_the_newest_umap_frame_while_the_newest_is_not_projected(greedy_run, runs_dir):
+    """On a projector the map must not flip to the newest frame's PCA while UMAP catches up (as on the Train page)."""
+    from aelab.embed import umap_path
+    from aelab.runs import Run
+
+    _, run_id = greedy_run
+    run = Run(runs_dir / run_id)
+    files = run.snapshot_files()
+    assert len(files) >= 3
+    codes = np.load(files[1])["codes"]
+    np.save(umap_path(files[1]), np.random.default_rng(0).normal(size=(len(codes), 2)).astype(np.float32))
+    status = json.loads((run.dir / "status.json").read_text())
+    (run.dir / "status.json").write_text(json.dumps({**status, "status": "running", "pid": os.getpid()}))
+    try:
+        shown = app("app_pages/1_Train.py", run=run_id, present="1")
+        titles = [t for t in charts(shown) if t.startswith("code map")]
+        epoch = int(run.load_snapshot(files[1])["epoch"])
+        assert titles == [f"code map (UMAP of epoch {epoch})"], titles
+    finally:
+        (run.dir / "status.json").write_text(json.dumps(status))
+        umap_path(files[1]).unlink()
