@@ -222,8 +222,8 @@ def test_uploaded_csv_is_checked_against_the_loss(tmp_path, monkeypatch):
     assert err.startswith("model.kind: a conv autoencoder needs image data")
 
 
-def test_presentation_mode_maps_the_newest_umap_frame_while_the_newest_is_not_projected(greedy_run, runs_dir):
-    """On a projector the map must not flip to the newest frame's PCA while UMAP catches up (as on the Train page)."""
+def test_live_maps_show_the_newest_umap_frame_while_the_newest_is_not_projected(greedy_run, runs_dir):
+    """On the Train page and a projector the map must not flip to the newest frame's PCA while UMAP catches up."""
     from aelab.embed import umap_path
     from aelab.runs import Run
 
@@ -240,6 +240,9 @@ def test_presentation_mode_maps_the_newest_umap_frame_while_the_newest_is_not_pr
         titles = [t for t in charts(shown) if t.startswith("code map")]
         epoch = int(run.load_snapshot(files[1])["epoch"])
         assert titles == [f"code map (UMAP of epoch {epoch})"], titles
+        train = app("app_pages/1_Train.py", run=run_id)  # the Train page's live map: the same frame
+        (title,) = [t for t in charts(train) if t.startswith("code map")]
+        assert "(UMAP)" in title and f"epoch {epoch}," in title, title
     finally:
         (run.dir / "status.json").write_text(json.dumps(status))
         umap_path(files[1]).unlink()

@@ -178,8 +178,8 @@ def _draw_snapshot(run: Run) -> None:
         st.info("The first reconstructions and code map appear after the first epoch.")
         return
     xy, method, map_snap, note = lay.xy[-1], lay.methods[-1], None, views.umap_note(lay.methods[-1])
-    if method != "UMAP" and (i := views.newest_umap_frame(lay.methods)) is not None:
-        map_snap, xy, method = views.frame_at(run, i)  # an older UMAP frame rather than PCA
+    if (older := views.umap_instead(run, lay.methods)) is not None:
+        map_snap, xy, method = older
         note = (f"UMAP of epoch {int(map_snap['epoch'])}, the newest frame with a UMAP layout; the frames after "
                 f"it are being projected (the grid shows epoch {int(snap['epoch'])}).")
     views.snapshot_view(run, snap, xy, method, key="live", umap_note=note, map_snap=map_snap)

@@ -103,10 +103,9 @@ def run_view(run: Run, frame: int | None = None, height: int = 600) -> None:
             _grid(run, snap)
         else:
             st.info("The first reconstructions appear after the first epoch.")
-    if frame is None and snap is not None and method != "UMAP":  # live: an older UMAP frame rather than PCA, as
-        if (j := views.newest_umap_frame(state.frame_layouts(run).methods)) is not None:  # the Train page does
-            map_snap, xy, method = views.frame_at(run, j)
-            method = f"UMAP of epoch {int(map_snap['epoch'])}"
+    if frame is None and snap is not None and (older := views.umap_instead(run, state.frame_layouts(run).methods)):
+        map_snap, xy, method = older  # live, as on the Train page
+        method = f"UMAP of epoch {int(map_snap['epoch'])}"
     with right:
         if snap is not None:
             _map(run, xy, method, snap, "present_map", height - 40)

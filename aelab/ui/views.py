@@ -141,6 +141,14 @@ def newest_umap_frame(methods: list[str]) -> int | None:
     return next((i for i in range(len(methods) - 1, -1, -1) if methods[i] == "UMAP"), None)
 
 
+def umap_instead(run: Run, methods: list[str]):
+    """While the newest frame of a live run has no UMAP layout yet, the newest frame that has one (snapshot,
+    layout, method), so a live map does not flip to PCA while the projection catches up; else None."""
+    if methods and methods[-1] != "UMAP" and (i := newest_umap_frame(methods)) is not None:
+        return frame_at(run, i)
+    return None
+
+
 def umap_wait(elapsed: float, last: float | None) -> str:
     """An honest estimate of the UMAP warm-up still to go, from how long the last one took on this machine."""
     if last is None:
