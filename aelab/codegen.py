@@ -493,7 +493,7 @@ def _strategy(cfg: RunConfig) -> Section:
         out = f", sparse={level in sparse_levels}" if sparse_levels is not None else ""
         return out + (f", contract_layer={layer}" if cfg.contractive.weight else "")
     head = _code('''
-        torch.set_flush_denormal(True)  # tiny (subnormal) floats to zero, as aelab does: a CPU is many times slower on them
+        torch.set_flush_denormal(True)  # tiny (subnormal) floats as zero, as aelab does: CPUs are slow on them
         torch.manual_seed(SEED)  # the initial weights
         model = Autoencoder(x_train.shape[1:]).to(DEVICE)
         gen = torch.Generator(device=DEVICE).manual_seed(SEED)  # the shuffling and the noise
