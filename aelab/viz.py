@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # torch is imported where it is used: reading runs and drawin
     import torch
 
 STAGE_ALPHA = 0.07
+STAGE_FONT_PX = 12
+LOSS_PLOT_PX = 740  # the loss chart's plotting width on the Train page at 1280 px (measured in Chromium)
+CHAR_EM = 0.6  # a character's mean width in ems in Plotly's sans-serif font, about
 STAGE_FILL = (f"rgba(99,110,250,{STAGE_ALPHA})", f"rgba(239,85,59,{STAGE_ALPHA})")
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
@@ -154,7 +157,7 @@ def stage_spans(epochs: list[dict], axis: str = "epoch", n_train: int | None = N
 
 
 def loss_figure(metrics: list[dict], axis: str = "epoch", n_train: int | None = None,
-                live_stage: str | None = None, height: int = 520) -> go.Figure:
+                height: int = 520, stage_font_px: int = STAGE_FONT_PX, plot_px: int = LOSS_PLOT_PX) -> go.Figure:
     """Two panels over one x axis: the stage's objective (train steps, train/val per epoch) and the
     validation pixel error of the full network (plus, while a greedy stage k < n trains, through stages
     1..k only); greedy stages shaded and labelled."""
@@ -174,7 +177,7 @@ def loss_figure(metrics: list[dict], axis: str = "epoch", n_train: int | None = 
         fig.add_scatter(x=ex, y=[r.get(key) for r in epochs], mode=line_mode(len(ex)), name=label(key),
                         line=dict(color=color, width=2, dash=dash), row=2, col=1)
     spans = stage_spans(epochs, axis, n_train)
-    shade_stages(fig, spans)
+    shade_stages(fig, spans, stage_font_px, plot_px)
     if len({s[2] for s in spans}) > 1:  # greedy stages optimise different objectives (pixel BCE, code MSE):
         ticks = log_ticks([r["loss"] for r in steps] +
                           [r.get(k) for r in epochs for k in ("train_loss", "val_loss")])
@@ -213,12 +216,41 @@ def _error_curves(epochs: list[dict]) -> list[tuple[str, str, str]]:
     return curves
 
 
-def shade_stages(fig: go.Figure, spans: list[tuple]) -> None:
+def _stage_words(name: str, size: str) -> str:
+    """A stage name in one of three lengths: "pretraining layer 2 of 3" / "layer 2" / "L2",
+    "fine-tuning" / "fine-tune" / "FT"."""
+    words = name.split()
+    if size == "full" or not words:
+        return name
+    if len(words) >= 4 and words[-4] in ("layer", "stage") and words[-2] == "of":  # runs older than the wording
+        return f"{words[-4]} {words[-3]}" if size == "short" else f"{words[-4][0].upper()}{words[-3]}"
+    if name == "fine-tuning":
+        return "fine-tune" if size == "short" else "FT"
+    return name if size == "short" else name[:2]
+
+
+def stage_tags(spans: list[tuple], font_px: int = STAGE_FONT_PX, plot_px: int = LOSS_PLOT_PX) -> list[str]:
+    """Each stage band's label in the longest wording that fits every band at this font and plot width (full
+    names ran into each other on a 1280-px page: "pretraining layer 1 of 3pretraining layer 2 of 3"); a band
+    too narrow even for "L2" goes unlabelled."""
+    total = (spans[-1][1] - spans[0][0]) or 1.0
+    room = [(x1 - x0) / total * plot_px - 4 for x0, x1, *_ in spans]  # 4 px: the label's own padding
+
+    def fits(text: str, px: float) -> bool:
+        return len(text) * CHAR_EM * font_px <= px
+    for size in ("full", "short", "tiny"):
+        tags = [_stage_words(s[3], size) for s in spans]
+        if all(fits(t, r) for t, r in zip(tags, room)):
+            return tags
+    return [t if fits(t, r) else "" for t, r in zip(tags, room)]
+
+
+def shade_stages(fig: go.Figure, spans: list[tuple], font_px: int = STAGE_FONT_PX, plot_px: int = LOSS_PLOT_PX) -> None:
     if len({s[2] for s in spans}) < 2:
         return
-    for i, (x0, x1, _, name) in enumerate(spans):
+    for i, ((x0, x1, _, _), tag) in enumerate(zip(spans, stage_tags(spans, font_px, plot_px))):
         fig.add_vrect(x0=x0, x1=x1, fillcolor=STAGE_FILL[i % 2], line_width=0, layer="below",
-                      annotation_text=name, annotation_position="top left", annotation_font_size=12)
+                      annotation_text=tag, annotation_position="top left", annotation_font_size=font_px)
 
 
 COMPARED = "val_full_sq_err"  # the curve every strategy shares: the whole network, whatever is trained

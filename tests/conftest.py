@@ -14,6 +14,16 @@ os.environ["AELAB_EXAMPLES"] = "0"
 os.environ["AELAB_QUEUE_DIR"] = tempfile.mkdtemp(prefix="aelab-test-queue-")
 
 
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (run_tests.sh: `-n 2 --dist loadgroup`) a module's tests stay in one worker, sharing its
+    fixtures (one app server and one Chromium for the browser tests), and every Ray test shares one worker's
+    Ray instance."""
+    ray_modules = {item.module for item in items if "ray_local" in getattr(item, "fixturenames", ())}
+    for item in items:
+        group = "ray" if item.module in ray_modules else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def shapes() -> Data:
     return make_shapes(200, size=12, seed=1)

@@ -23,10 +23,12 @@ RUN = "/Train?preset=keras-deep&train.epochs=40&train.batch_size=64&data.max_tra
 RUN2 = ("/Train?preset=tied-stacked&train.epochs=1&train.finetune_epochs=2&train.batch_size=64"
         "&data.max_train=2000")
 SHOT_EPOCHS, WAIT_S = 3, 120
+FINISHED = RUN.replace("train.epochs=40", "train.epochs=10")  # Compare, Inspect and replay need it ended, not long
 if os.environ.get("AELAB_SHOTS_LONG") == "1":  # README screenshots: longer runs, greedy stages visible mid-run
     RUN = "/Train?preset=stacked-denoising&train.epochs=3&train.finetune_epochs=8"
     RUN2 = "/Train?preset=keras-deep&train.epochs=17"
     SHOT_EPOCHS, WAIT_S = 8, 400
+    FINISHED = RUN
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +129,7 @@ def test_train_live_in_browser(app_url, page, shots):
 
 @pytest.fixture(scope="module")
 def finished_runs(runs_dir) -> list[str]:
-    """RUN2 and RUN trained to the end in this process, into the server's store: what Compare, Inspect and
+    """RUN2 and FINISHED (RUN, shorter) trained to the end in this process, into the server's store: what Compare, Inspect and
     presentation mode read (launching from the Train page is test_train_live_in_browser's subject)."""
     from urllib.parse import parse_qsl, urlsplit
 
@@ -138,7 +140,7 @@ def finished_runs(runs_dir) -> list[str]:
     ids = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(signal, "signal", lambda *a: None)  # execute's SIGTERM handler is for a worker process
-        for query in (RUN2, RUN):
+        for query in (RUN2, FINISHED):
             cfg, warnings = config_from_url(dict(parse_qsl(urlsplit(query).query)))  # as the Train page reads it
             assert not warnings, warnings
             run = RunStore(runs_dir).create(cfg)

@@ -26,6 +26,24 @@ def test_loss_figure_shades_and_labels_greedy_stages():
     assert fig.layout.yaxis.type == "log" and fig.layout.yaxis2.type != "log"  # stage objectives differ in scale
 
 
+def test_stage_labels_shorten_until_every_band_holds_its_own():
+    def spans(*widths, n=3):
+        edges = np.cumsum((0,) + widths)
+        names = [f"pretraining layer {k} of {n}" for k in range(1, n + 1)] + ["fine-tuning"]
+        return [(float(a), float(b), i + 1, names[i]) for i, (a, b) in enumerate(zip(edges, edges[1:]))]
+    # 740 px, 12-px text (7.2 px a character, 4 px padding): "pretraining layer 1 of 3" needs 173 px
+    assert viz.stage_tags(spans(10, 10, n=1)) == ["pretraining layer 1 of 1", "fine-tuning"]  # 366 px each
+    assert viz.stage_tags(spans(10, 10, 10, 20)) == ["layer 1", "layer 2", "layer 3", "fine-tune"]  # 144 px
+    assert viz.stage_tags(spans(10, 10, 10, 200)) == ["L1", "L2", "L3", "FT"]  # 28 px: "layer 1" needs 50
+    assert viz.stage_tags(spans(1, 1, 1, 300)) == ["", "", "", "FT"]  # 2-px bands: no room even for "L1"
+    # a projector: 18-px text in 370 px: 49-px bands, "layer 1" needs 76
+    assert viz.stage_tags(spans(10, 10, 10, 40), font_px=18, plot_px=370) == ["L1", "L2", "L3", "FT"]
+    fig = viz.loss_figure([epoch_rec(s, e, name) for s, e, name in
+                           [(1, 1, "pretraining layer 1 of 2"), (1, 2, "pretraining layer 1 of 2"),
+                            (2, 3, "fine-tuning")] + [(2, e, "fine-tuning") for e in range(4, 40)]])
+    assert {a.text for a in fig.layout.annotations} >= {"L1", "FT"}  # 2 of 39 epochs: 34 px
+
+
 def test_end_to_end_has_no_stage_shading_and_other_axes():
     recs = [epoch_rec(1, e, "end-to-end") for e in (1, 2)]
     assert not viz.loss_figure(recs, "seconds").layout.shapes

@@ -15,6 +15,7 @@ from . import replay as replays
 
 PARAM = "present"
 FONT_PX = 18  # chart text on a projector
+LOSS_PLOT_PX = 370  # the loss chart's plotting width at 1280 px (measured in Chromium)
 CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"],
 [data-testid="stToolbar"], [data-testid="stDecoration"] {display: none !important;}
@@ -56,10 +57,7 @@ def big(fig: go.Figure, height: int) -> go.Figure:
     for shape in fig.layout.shapes or ():
         if shape.type == "rect" and shape.fillcolor:  # stage bands: opaque enough for a projector
             shape.fillcolor = shape.fillcolor.replace(f",{viz.STAGE_ALPHA})", ",0.25)")
-    for ann in fig.layout.annotations or ():
-        words = (ann.text or "").split()  # stage bands are narrow: "pretraining layer 2 of 3" -> "layer 2"
-        if len(words) >= 4 and words[-4] in ("layer", "stage") and words[-2] == "of":
-            ann.text = f"layer {words[-3]}"
+    for ann in fig.layout.annotations or ():  # panel titles (stage labels were sized by viz.loss_figure)
         ann.font.size = FONT_PX - 2
     return fig
 
@@ -92,7 +90,7 @@ def run_view(run: Run, frame: int | None = None, height: int = 600) -> None:
         snap, xy, method = None, None, "PCA"
     left, mid, right = st.columns([5, 4, 4], vertical_alignment="top")
     with left:
-        fig = big(viz.loss_figure(metrics, "epoch"), height)
+        fig = big(viz.loss_figure(metrics, "epoch", stage_font_px=FONT_PX - 2, plot_px=LOSS_PLOT_PX), height)
         if frame is not None and snap is not None:
             fig.add_vline(x=int(snap["epoch"]), line_color="#d62728", line_width=3)
         st.plotly_chart(fig, key="present_loss")
