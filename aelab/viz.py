@@ -5,7 +5,6 @@ array or PNG bytes, so the same views work in the app, a notebook or a script. N
 """
 from __future__ import annotations
 
-import html
 import io
 import math
 from typing import TYPE_CHECKING
@@ -387,58 +386,39 @@ def arch_blocks(kind: str, input_shape: tuple[int, ...], layers: tuple[int, ...]
 TIE_STEP = 0.24  # vertical gap between the tie lines of consecutive stages (room for a label each)
 
 
-def arch_svg(kind: str, input_shape: tuple[int, ...], layers: tuple[int, ...], tied: bool,
-             params: int, params_other: int, width: int = 480, height: int = 300) -> str:
-    """The stack as an SVG drawing: layers as blocks (height ~ log size), the code layer highlighted, tied
-    encoder/decoder pairs linked, the parameter count (tied and untied) in the title.
+def arch_figure(kind: str, input_shape: tuple[int, ...], layers: tuple[int, ...], tied: bool,
+                params: int, params_other: int, height: int = 330) -> go.Figure:
+    """Layers as blocks (height ~ log size), the code layer highlighted, tied encoder/decoder pairs linked.
 
-    A static picture, not a Plotly figure: on a cold Train page the Plotly chart's script (~3.5 MB) was fetched
-    and compiled before the Launch button showed, 0.7 s of the page's start on 2 cores (scripts/bench_ui)."""
+    Shapes and annotations go into the layout in one call: Plotly's add_annotation / add_shape re-validate the
+    whole tuple each time (quadratic), and a cold Train page spent 0.4 s of its first run here."""
     blocks = arch_blocks(kind, input_shape, layers)
-    n, nb = len(layers), len(blocks)
+    n, shapes, notes, ties = len(layers), [], [], []
     top = max(math.log10(b["size"] + 1) for b in blocks)
-    y_lo, y_hi = -1.45, 1.45 + TIE_STEP * n if tied else 1.3  # the drawing's extent, in block half-heights
-    title_px = 48  # two lines: the count, then the other wiring's
-
-    def px(x: float) -> float:
-        return (x + 0.6) / nb * width
-
-    def py(y: float) -> float:
-        return title_px + (y_hi - y) / (y_hi - y_lo) * (height - title_px - 6)
-
-    def text(x: float, y: float, s: str, size: int, color: str = "#222", bold: bool = False, halo: bool = False) -> str:
-        extra = ' font-weight="bold"' if bold else ""
-        if halo:  # a white outline under the letters: readable over the lines it sits on
-            extra += ' stroke="white" stroke-width="6" paint-order="stroke"'
-        return (f'<text x="{px(x):.1f}" y="{py(y):.1f}" font-size="{size}" fill="{color}" text-anchor="middle" '
-                f'dominant-baseline="middle"{extra}>{html.escape(s)}</text>')
-
     colors = {"input": "#9ecae1", "output": "#9ecae1", "hidden": "#c7e9c0", "code": "#fd8d3c"}
-    parts = []
     for i, b in enumerate(blocks):
         h = 0.25 + 0.75 * math.log10(b["size"] + 1) / top
-        parts.append(f'<rect class="block {b["role"]}" x="{px(i - 0.35):.1f}" y="{py(h):.1f}" '
-                     f'width="{px(i + 0.35) - px(i - 0.35):.1f}" height="{py(-h) - py(h):.1f}" '
-                     f'fill="{colors[b["role"]]}" stroke="#333" stroke-width="{2 if b["role"] == "code" else 1}"/>')
-        parts.append(text(i, -h - 0.12, b["label"], 13, bold=True))
-        parts.append(text(i, h + 0.1, b["role"], 11, "#555"))
+        shapes.append(dict(type="rect", x0=i - 0.35, x1=i + 0.35, y0=-h, y1=h, fillcolor=colors[b["role"]],
+                           line=dict(color="#333", width=2 if b["role"] == "code" else 1)))
+        notes.append(dict(x=i, y=-h - 0.12, text=f"<b>{b['label']}</b>", showarrow=False, font=dict(size=13)))
+        notes.append(dict(x=i, y=h + 0.1, text=b["role"], showarrow=False, font=dict(size=11, color="#555")))
     for k in range(1, n + 1):  # encoder k maps block k-1 -> k; its decoder maps block 2n-k -> 2n-k+1
         e, d = k - 0.5, 2 * n - k + 0.5
-        if tied:  # the link first: the labels on the centre line are drawn over it
+        notes.append(dict(x=e, y=0, text=f"E{k}", showarrow=False, font=dict(size=12), bgcolor="white"))
+        notes.append(dict(x=d, y=0, text=f"D{k}", showarrow=False, font=dict(size=12), bgcolor="white"))
+        if tied:
             y = 1.25 + TIE_STEP * (n - k)
-            parts.append(f'<polyline class="tie" points="{px(e):.1f},{py(0.15):.1f} {px(e):.1f},{py(y):.1f} '
-                         f'{px(d):.1f},{py(y):.1f} {px(d):.1f},{py(0.15):.1f}" fill="none" stroke="#d62728" '
-                         f'stroke-width="2" stroke-dasharray="3,3"/>')
-            parts.append(text((e + d) / 2, y, f"D{k} = E{k}ᵀ (tied)", 11, "#d62728", halo=True))
-        parts.append(text(e, 0, f"E{k}", 12, halo=True))
-        parts.append(text(d, 0, f"D{k}", 12, halo=True))
+            ties.append(go.Scatter(x=[e, e, d, d], y=[0.15, y, y, 0.15], mode="lines", showlegend=False,
+                                   line=dict(color="#d62728", dash="dot", width=2), hoverinfo="skip"))
+            notes.append(dict(x=(e + d) / 2, y=y, text=f"D{k} = E{k}ᵀ (tied)", showarrow=False, bgcolor="white",
+                              font=dict(size=11, color="#d62728")))  # on its own line, masking the others
     this, other = ("tied", "untied") if tied else ("untied", "tied")
-    head, tail = f"{kind} autoencoder: {params:,} parameters", f"({this}; {params_other:,} if {other})"
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
-            f'font-family="sans-serif" role="img"><title>{html.escape(f"{head} {tail}")}</title>'
-            f'<text x="8" y="20" font-size="15" font-weight="bold" fill="#222">{html.escape(head)}</text>'
-            f'<text x="8" y="39" font-size="13" fill="#555">{html.escape(tail)}</text>'
-            + "".join(parts) + "</svg>")
+    return go.Figure(ties, layout=dict(
+        title=f"{kind} autoencoder: {params:,} parameters ({this}; {params_other:,} if {other})",
+        height=height, font=dict(size=14), margin=dict(l=10, r=10, t=50, b=10), showlegend=False,
+        plot_bgcolor="white", shapes=shapes, annotations=notes,
+        xaxis=dict(visible=False, range=[-0.6, len(blocks) - 0.4]),
+        yaxis=dict(visible=False, range=[-1.45, 1.45 + TIE_STEP * n if tied else 1.3])))
 
 
 # ----------------------------------------------------------------------------- PNG export (matplotlib)

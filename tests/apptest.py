@@ -25,8 +25,3 @@ def open_page(page: str | None = None, **query) -> AppTest:
         at.switch_page(page).run()
     assert not at.exception, at.exception
     return at
-
-
-def pictures(at) -> list:
-    """The page's images but the architecture drawing (an SVG, on the Train page)."""
-    return [i for i in at.image if not i.proto.imgs[0].url.startswith("data:image/svg+xml")]

@@ -9,7 +9,7 @@ from aelab import race
 from aelab.metrics import label
 from aelab.runs import Run
 
-from apptest import lab_env, open_page, pictures
+from apptest import lab_env, open_page
 
 TINY = {"data.name": "shapes", "model.layers": "32,8", "train.epochs": 2, "train.batch_size": 32,
         "train.strategy": "greedy", "train.finetune_epochs": 2}
@@ -47,7 +47,7 @@ def test_one_click_races_greedy_against_end_to_end_on_the_compute_axis(at):
     assert curves["layout"]["xaxis"]["title"]["text"] == label("gflop")
     ends = [d["x"][-1] for d in curves["data"]]
     assert abs(ends[0] - ends[1]) / ends[0] < 0.25  # equal compute: both curves end near the same GFLOP
-    assert len(pictures(at)) == 2 and sum(t.startswith("code map") for t in charts(at)) == 2
+    assert len(at.image) == 2 and sum(t.startswith("code map") for t in charts(at)) == 2
     reading = next(c.value for c in at.caption if "leads by" in c.value)
     # recompute the reading from the run folders themselves
     last = [Run(runs / i).epochs()[-1]["val_full_sq_err"] for i in r.run_ids]

@@ -1,6 +1,4 @@
 """Figures and image grids: shapes, labels, stage shading, PNG export."""
-import xml.etree.ElementTree as ET
-
 import numpy as np
 
 from aelab import viz
@@ -103,27 +101,18 @@ def test_unit_activation_and_pca_angle_figures():
     assert list(fig.data[0].y) == [0.5, 2.0, 30.0] and "largest 30°" in fig.layout.title.text
 
 
-def test_architecture_drawing_marks_code_and_tied_pairs():
+def test_architecture_figure_marks_code_and_tied_pairs():
     blocks = viz.arch_blocks("dense", (1, 28, 28), (128, 64, 32))
     assert [b["label"] for b in blocks] == ["784", "128", "64", "32", "64", "128", "784"]
     assert [b["role"] for b in blocks].count("code") == 1
-    svg = ET.fromstring(viz.arch_svg("dense", (1, 28, 28), (128, 64, 32), True, 1000, 2000))
-    ns = {"s": "http://www.w3.org/2000/svg"}
-    rects, ties = svg.findall("s:rect", ns), svg.findall("s:polyline", ns)
-    texts = [t.text for t in svg.findall("s:text", ns)]
+    fig = viz.arch_figure("dense", (1, 28, 28), (128, 64, 32), True, 1000, 2000)
+    assert sum("tied" in (a.text or "") for a in fig.layout.annotations) == 3
     # by hand: 7 blocks (input, 3 encoder, 2 decoder hidden, output), each a box with a size and a role label;
-    # E1-E3 and D1-D3 between them; one dotted link per tied pair, each with its label
-    assert len(rects) == 7 and len(ties) == 3
-    assert texts.count("code") == 1 and sum("(tied)" in t for t in texts) == 3
-    assert {f"{x}{k}" for x in "ED" for k in (1, 2, 3)} <= set(texts)
-    assert svg.find("s:title", ns).text == "dense autoencoder: 1,000 parameters (tied; 2,000 if untied)"
-    assert texts[:2] == ["dense autoencoder: 1,000 parameters", "(tied; 2,000 if untied)"]  # as drawn
-    heights = [float(r.get("height")) for r in rects]
-    assert heights == heights[::-1] and heights.index(min(heights)) == 3  # mirrored; the code block smallest
-    tops = [min(float(p.split(",")[1]) for p in t.get("points").split()) for t in ties]
-    assert tops[0] < tops[1] < tops[2]  # the outer pair's link above the inner ones', none crossing
-    untied = ET.fromstring(viz.arch_svg("dense", (1, 28, 28), (128, 64, 32), False, 2000, 1000))
-    assert not untied.findall("s:polyline", ns) and "(untied; 1,000 if tied)" in untied.find("s:title", ns).text
+    # E1-E3 and D1-D3 between them; one dotted link per tied pair
+    assert len(fig.layout.shapes) == 7 and len(fig.data) == 3
+    assert len(fig.layout.annotations) == 7 * 2 + 6 + 3
+    assert [a.text for a in fig.layout.annotations].count("code") == 1
+    assert "1,000 parameters (tied; 2,000 if untied)" in fig.layout.title.text
     conv = viz.arch_blocks("conv", (1, 28, 28), (16, 8))
     assert conv[1]["label"] == "16x14x14" and conv[2]["label"] == "8x7x7"
 

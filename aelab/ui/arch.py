@@ -7,11 +7,15 @@ from .. import viz
 from ..arch import param_count
 from ..config import RunConfig
 
-ARCH_PX = 560  # at most: a drawing of 480 units at about its own size (narrower columns shrink it)
-
 
 def arch_view(cfg: RunConfig, input_shape: tuple) -> None:
     m = cfg.model
     p, q = param_count(cfg, input_shape), param_count(cfg, input_shape, tied=not m.tied)
-    with st.container(key="arch"):
-        st.image(viz.arch_svg(m.kind, tuple(input_shape), tuple(m.layers), m.tied, p, q), width=ARCH_PX)
+    st.plotly_chart(_figure(m.kind, tuple(input_shape), tuple(m.layers), m.tied, p, q), key="arch")
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)  # shared, never changed: st.plotly_chart only reads it
+def _figure(kind: str, input_shape: tuple, layers: tuple, tied: bool, p: int, q: int):
+    """The diagram, built once per architecture: building it took ~0.1 s of every rerun of the Train page,
+    including the one a click on Launch makes before the live panel is drawn."""
+    return viz.arch_figure(kind, input_shape, layers, tied, p, q)

@@ -33,7 +33,8 @@ def warm() -> None:
     metrics = [{"kind": "step", "epoch": 0, "samples": 100, "loss": 0.5},
                {"kind": "epoch", "epoch": 1, "samples": 200, "stage": 0, "train_loss": 0.4, "val_loss": 0.4}]
     xy = np.zeros((4, 2))
-    for fig in (viz.loss_figure(metrics), viz.code_map_figure(xy, np.arange(4) % 2, None, "codes")):
+    for fig in (viz.loss_figure(metrics), viz.code_map_figure(xy, np.arange(4) % 2, None, "codes"),
+                viz.arch_figure("dense", (1, 28, 28), (64, 2), True, 1, 2)):
         pio.to_json(fig, validate=False)
     # A process's first Streamlit element checks once whether it runs in a REPL (inspect.stack() with every
     # frame's source looked up: 0.22 s of the first page run with pandas and plotly imported). Paid here, by the
