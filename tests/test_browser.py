@@ -228,11 +228,13 @@ def test_server_killed_mid_run_loses_nothing(page, tmp_path):
         server.stop(proc)
 
 
-def test_presentation_mode_fits_a_projector(app_url, page, shots, finished_runs):
-    """1280x720: loss, grid and code map of a run all inside the viewport, no sidebar, no scrolling."""
-    pg = page.context.browser.new_page(viewport={"width": 1280, "height": 720})
+@pytest.mark.parametrize("w, h, screen", [(1280, 720, "1"), (1920, 1080, "1080")])
+def test_presentation_mode_fits_a_projector(app_url, page, shots, finished_runs, w, h, screen):
+    """Loss, grid and code map of a run all inside the viewport, no sidebar, no scrolling; on a 1920x1080 screen
+    (present=1080) the same layout larger, filling the screen's height."""
+    pg = page.context.browser.new_page(viewport={"width": w, "height": h})
     try:
-        pg.goto(f"{app_url}/Train?run={finished_runs[0]}&present=1")
+        pg.goto(f"{app_url}/Train?run={finished_runs[0]}&present={screen}")
         boxes = {}
         for name, sel in (("loss", ".st-key-present_loss .js-plotly-plot"), ("grid", "[data-testid='stImage'] img"),
                           ("map", ".st-key-present_map .js-plotly-plot")):
@@ -240,13 +242,19 @@ def test_presentation_mode_fits_a_projector(app_url, page, shots, finished_runs)
             boxes[name] = pg.locator(sel).first.bounding_box()
         pg.wait_for_timeout(500)
         for name, b in boxes.items():
-            assert b["x"] >= 0 and b["y"] >= 0 and b["x"] + b["width"] <= 1280 and b["y"] + b["height"] <= 720, (name, b)
+            assert b["x"] >= 0 and b["y"] >= 0 and b["x"] + b["width"] <= w and b["y"] + b["height"] <= h, (name, b)
+        assert max(b["y"] + b["height"] for b in boxes.values()) >= 0.75 * h  # no empty bottom third
         assert pg.locator("[data-testid='stSidebar']").first.is_hidden()
         assert pg.locator("[data-testid='stException']").count() == 0
         font = pg.evaluate("() => Math.min(...[...document.querySelectorAll('.st-key-present_loss .xtick text')]"
                            ".map(t => parseFloat(getComputedStyle(t).fontSize)))")
-        assert font >= 18
-        pg.screenshot(path=str(shots / "present.png"))
+        assert font >= 18 * h / 720
+        pg.screenshot(path=str(shots / ("present.png" if screen == "1" else f"present_{screen}.png")))
+        pg.goto(f"{app_url}/Inspect?run={finished_runs[0]}&present={screen}")  # the replay, below a run picker
+        for sel in (".st-key-present_loss .js-plotly-plot", ".st-key-present_map .js-plotly-plot"):
+            pg.locator(sel).first.wait_for(timeout=120_000)
+            b = pg.locator(sel).first.bounding_box()
+            assert b["x"] + b["width"] <= w and b["y"] + b["height"] <= h, (sel, b)
     finally:
         pg.close()
 

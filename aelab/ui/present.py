@@ -1,5 +1,5 @@
-"""Presentation mode (`?present=1` or the toggle): what a room must see, on one 1280x720 screen without
-scrolling — loss with stage bands, reconstruction grid, code map — in large type and high contrast, for a
+"""Presentation mode (`?present=1`, `?present=1080` or the toggle): what a room must see, on one 1280x720 (or,
+magnified, 1920x1080) screen without scrolling — loss with stage bands, reconstruction grid, code map — in large type and high contrast, for a
 live run, a race of two runs, and a replay. No sidebar, no settings, no toolbar."""
 from __future__ import annotations
 
@@ -14,51 +14,69 @@ from . import compare, live, race, state, views
 from . import replay as replays
 
 PARAM = "present"
-FONT_PX = 18  # chart text on a projector
+# URL value -> the screen, and how much the 1280x720 layout is magnified on it (its columns widen with the window;
+# text and chart heights are scaled here). Magnifying with CSS (zoom, transform) made Plotly size its charts twice.
+SCREENS = {"1": ("1280×720", 1.0), "1080": ("1920×1080", 1.5)}
+FONT_PX = 18  # chart text on a 1280x720 projector
 LOSS_PLOT_PX = 370  # the loss chart's plotting width at 1280 px (measured in Chromium)
 CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], header[data-testid="stHeader"],
 [data-testid="stToolbar"], [data-testid="stDecoration"] {display: none !important;}
 .block-container, [data-testid="stMainBlockContainer"] {padding: 0.4rem 1rem 0 1rem !important; max-width: 100% !important;}
-html, body, [data-testid="stMarkdownContainer"] p {font-size: 18px; color: #000;}
+html, body, [data-testid="stMarkdownContainer"] p {font-size: FONTpx; color: #000;}
 [data-testid="stVerticalBlock"] {gap: 0.3rem;}
 </style>"""
 
 
 def enabled() -> bool:
-    """On when the URL says present=1 (a link opens a projector view) or the toggle was switched on."""
-    return st.query_params.get(PARAM) == "1"
+    """On when the URL says present=1 or 1080 (a link opens a projector view) or the toggle was switched on."""
+    return st.query_params.get(PARAM) in SCREENS
+
+
+def px(n: float) -> int:
+    """A size of the 1280x720 layout on this presentation's screen."""
+    return round(n * SCREENS.get(st.query_params.get(PARAM), SCREENS["1"])[1])
 
 
 def toggle() -> bool:
     """The switch (it keeps the URL parameter in step, so a refresh stays in presentation mode)."""
-    on = st.toggle("Presentation mode", value=enabled(), key="present.toggle",
-                   help="one screen for a projector: loss, reconstructions and code map, large type")
+    row = st.container(horizontal=True, vertical_alignment="center")
+    on = row.toggle("Presentation mode", value=enabled(), key="present.toggle",
+                    help="one screen for a projector: loss, reconstructions and code map, large type")
     if on != enabled():
         if on:
             st.query_params[PARAM] = "1"
         else:
             st.query_params.pop(PARAM, None)
         st.rerun()
+    if on:
+        now = st.query_params.get(PARAM)
+        screen = row.segmented_control("screen", list(SCREENS), format_func=lambda k: SCREENS[k][0], default=now,
+                                       key="present.screen", label_visibility="collapsed",
+                                       help="the projector's resolution: a bigger screen shows the same layout larger")
+        if screen and screen != now:
+            st.query_params[PARAM] = screen
+            st.rerun()
     return on
 
 
 def style() -> None:
-    st.html(CSS)
+    st.html(CSS.replace("FONT", str(px(FONT_PX))))
 
 
 def big(fig: go.Figure, height: int) -> go.Figure:
     """A figure for a projector: 18-px text, black on white, thick lines, stage bands that show."""
-    fig.update_layout(height=height, font=dict(size=FONT_PX, color="#000"), title_font_size=FONT_PX + 2,
-                      margin=dict(l=10, r=10, t=50, b=10), paper_bgcolor="white", plot_bgcolor="white")
-    fig.update_xaxes(showgrid=True, gridcolor="#ccc", linecolor="#000", tickfont_size=FONT_PX)
-    fig.update_yaxes(showgrid=True, gridcolor="#ccc", linecolor="#000", tickfont_size=FONT_PX)
+    font = px(FONT_PX)
+    fig.update_layout(height=height, font=dict(size=font, color="#000"), title_font_size=font + 2,
+                      margin=dict(l=px(10), r=px(10), t=px(50), b=px(10)), paper_bgcolor="white", plot_bgcolor="white")
+    fig.update_xaxes(showgrid=True, gridcolor="#ccc", linecolor="#000", tickfont_size=font)
+    fig.update_yaxes(showgrid=True, gridcolor="#ccc", linecolor="#000", tickfont_size=font)
     fig.update_traces(line_width=3, selector=lambda t: t.type == "scatter" and (t.line.width or 0) >= 2)  # curves
     for shape in fig.layout.shapes or ():
         if shape.type == "rect" and shape.fillcolor:  # stage bands: opaque enough for a projector
             shape.fillcolor = shape.fillcolor.replace(f",{viz.STAGE_ALPHA})", ",0.25)")
     for ann in fig.layout.annotations or ():  # panel titles (stage labels were sized by viz.loss_figure)
-        ann.font.size = FONT_PX - 2
+        ann.font.size = font - 2
     return fig
 
 
@@ -75,13 +93,13 @@ def _map(run: Run, xy, method: str, snap: dict, key: str, height: int, ranges=No
     labels = probe.get("labels") if probe else None
     classes = [str(c) for c in probe["classes"]] if probe is not None and len(probe.get("classes", [])) else None
     fig = viz.code_map_figure(xy, labels, classes, f"code map ({method})", ranges, height=height)
-    fig.update_traces(marker_size=6)
+    fig.update_traces(marker_size=px(6))
     st.plotly_chart(big(fig, height), key=key)
 
 
 def run_view(run: Run, frame: int | None = None, height: int = 600) -> None:
     """One run on one screen: loss (with a cursor at the shown frame in a replay), grid, map."""
-    status, metrics = run.status(), run.metrics()
+    status, metrics, height = run.status(), run.metrics(), px(height)
     files = run.snapshot_files()
     i = len(files) - 1 if frame is None else frame
     try:
@@ -90,7 +108,8 @@ def run_view(run: Run, frame: int | None = None, height: int = 600) -> None:
         snap, xy, method = None, None, "PCA"
     left, mid, right = st.columns([5, 4, 4], vertical_alignment="top")
     with left:
-        fig = big(viz.loss_figure(metrics, "epoch", stage_font_px=FONT_PX - 2, plot_px=LOSS_PLOT_PX), height)
+        fig = big(viz.loss_figure(metrics, "epoch", stage_font_px=px(FONT_PX) - 2,
+                                  plot_px=px(LOSS_PLOT_PX)), height)
         if frame is not None and snap is not None:
             fig.add_vline(x=int(snap["epoch"]), line_color="#d62728", line_width=3)
         st.plotly_chart(fig, key="present_loss")
@@ -106,7 +125,7 @@ def run_view(run: Run, frame: int | None = None, height: int = 600) -> None:
         method = f"UMAP of epoch {int(map_snap['epoch'])}"
     with right:
         if snap is not None:
-            _map(run, xy, method, snap, "present_map", height - 40)
+            _map(run, xy, method, snap, "present_map", height - px(40))
 
 
 def live_run(run_id: str) -> None:
@@ -127,15 +146,16 @@ def live_race(race_id: str) -> None:
         live.poll(runs, _live_race, r, runs)
     else:
         st.markdown(race.verdict(r, runs, ended=True))
-        replays.player(RaceReplay(tuple(runs), r.labels), key="present_race_replay", height=580, font_px=FONT_PX)
+        replays.player(RaceReplay(tuple(runs), r.labels), key="present_race_replay", height=px(580),
+                        font_px=px(FONT_PX))
 
 
 def _live_race(r: races.Race, runs: list[Run]) -> None:
     top, note = st.columns([3, 1])
     with top:
         curves = {label: x.epochs() for label, x in zip(r.labels, runs)}
-        fig = big(viz.compare_figure(curves, "gflop"), 330)
-        fig.update_layout(legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"), margin_t=80)
+        fig = big(viz.compare_figure(curves, "gflop"), px(330))
+        fig.update_layout(legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"), margin_t=px(80))
         st.plotly_chart(fig, key="present_race_curves")
     with note:
         for label, x in zip(r.labels, runs):
@@ -152,7 +172,7 @@ def _live_race(r: races.Race, runs: list[Run]) -> None:
         with cols[2 * k]:
             _grid(x, snap, caption=label)
         with cols[2 * k + 1]:
-            _map(x, xy, method, snap, f"present_race_map_{k}", 300, ranges)
+            _map(x, xy, method, snap, f"present_race_map_{k}", px(300), ranges)
 
 
 def replay(run: Run) -> None:
@@ -164,4 +184,4 @@ def replay(run: Run) -> None:
     names = [f"{i + 1}/{len(files)}" for i in range(len(files))]
     i = st.select_slider("frame", list(range(len(files))), value=len(files) - 1, key=f"present.frame.{run.id}",
                          format_func=names.__getitem__, label_visibility="collapsed")
-    run_view(run, frame=i, height=560)
+    run_view(run, frame=i, height=520)  # below the run picker and the frame slider
