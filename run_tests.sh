@@ -8,4 +8,4 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 export NUMBA_CACHE_DIR="$PWD/.numba_cache"
-exec .venv/bin/python -m pytest -q -n 2 --dist loadgroup "$@"
+exec .venv/bin/python -m pytest -q -n 2 "$@"

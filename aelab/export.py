@@ -445,7 +445,7 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
     fig.update_layout(height=height, title_text=title, font=dict(size=font_px), margin=dict(l=10, r=10, t=70, b=90),
                       legend=dict(x=1, xanchor="right", y=1, yanchor="top", bgcolor="rgba(255,255,255,0.8)"),
                       **_player(len(frames), fps, y=-0.08))
-    # every text at font_px (18 in presentation mode): ticks, panel titles, legend, buttons and slider too
+    # every text at font_px (18 in presentation mode at 1280x720): ticks, panel titles, legend, buttons and slider too
     fig.update_xaxes(tickfont_size=font_px)
     fig.update_yaxes(tickfont_size=font_px)
     fig.update_annotations(font_size=font_px)

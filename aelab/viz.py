@@ -167,7 +167,8 @@ def loss_figure(metrics: list[dict], axis: str = "epoch", n_train: int | None = 
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
                         subplot_titles=("objective of the stage being trained",
                                         "validation squared error per image (pixels)"))
-    fig.add_scatter(x=xs(steps, axis, n_train), y=[r["loss"] for r in steps], mode="lines", name=label("loss"),
+    sx = xs(steps, axis, n_train)
+    fig.add_scatter(x=sx, y=[r["loss"] for r in steps], mode="lines", name=label("loss"),
                     line=dict(color="rgba(31,119,180,0.45)", width=1), row=1, col=1)
     ex = xs(epochs, axis, n_train)
     for i, key in enumerate(("train_loss", "val_loss")):
@@ -177,7 +178,7 @@ def loss_figure(metrics: list[dict], axis: str = "epoch", n_train: int | None = 
         fig.add_scatter(x=ex, y=[r.get(key) for r in epochs], mode=line_mode(len(ex)), name=label(key),
                         line=dict(color=color, width=2, dash=dash), row=2, col=1)
     spans = stage_spans(epochs, axis, n_train)
-    shade_stages(fig, spans, stage_font_px, plot_px)
+    shade_stages(fig, spans, stage_font_px, plot_px, max((x for x in sx if x is not None), default=None))
     if len({s[2] for s in spans}) > 1:  # greedy stages optimise different objectives (pixel BCE, code MSE):
         ticks = log_ticks([r["loss"] for r in steps] +
                           [r.get(k) for r in epochs for k in ("train_loss", "val_loss")])
@@ -222,18 +223,22 @@ def _stage_words(name: str, size: str) -> str:
     words = name.split()
     if size == "full" or not words:
         return name
-    if len(words) >= 4 and words[-4] in ("layer", "stage") and words[-2] == "of":  # runs older than the wording
+    if len(words) >= 4 and words[-4] in ("layer", "stage") and words[-2] == "of":  # "stage k of n": older runs
         return f"{words[-4]} {words[-3]}" if size == "short" else f"{words[-4][0].upper()}{words[-3]}"
-    if name == "fine-tuning":
+    if name in ("fine-tuning", "fine-tune"):  # "fine-tune": older runs
         return "fine-tune" if size == "short" else "FT"
     return name if size == "short" else name[:2]
 
 
-def stage_tags(spans: list[tuple], font_px: int = STAGE_FONT_PX, plot_px: int = LOSS_PLOT_PX) -> list[str]:
+def stage_tags(spans: list[tuple], font_px: int = STAGE_FONT_PX, plot_px: int = LOSS_PLOT_PX,
+               x_max: float | None = None) -> list[str]:
     """Each stage band's label in the longest wording that fits every band at this font and plot width (full
     names ran into each other on a 1280-px page: "pretraining layer 1 of 3pretraining layer 2 of 3"); a band
-    too narrow even for "L2" goes unlabelled."""
-    total = (spans[-1][1] - spans[0][0]) or 1.0
+    too narrow even for "L2" goes unlabelled. x_max: the axis' right end when curves reach past the last band
+    (a live run's steps run ahead of its last epoch record)."""
+    if not spans:
+        return []
+    total = (max(spans[-1][1], x_max or spans[-1][1]) - spans[0][0]) or 1.0
     room = [(x1 - x0) / total * plot_px - 4 for x0, x1, *_ in spans]  # 4 px: the label's own padding
 
     def fits(text: str, px: float) -> bool:
@@ -245,10 +250,11 @@ def stage_tags(spans: list[tuple], font_px: int = STAGE_FONT_PX, plot_px: int = 
     return [t if fits(t, r) else "" for t, r in zip(tags, room)]
 
 
-def shade_stages(fig: go.Figure, spans: list[tuple], font_px: int = STAGE_FONT_PX, plot_px: int = LOSS_PLOT_PX) -> None:
+def shade_stages(fig: go.Figure, spans: list[tuple], font_px: int = STAGE_FONT_PX, plot_px: int = LOSS_PLOT_PX,
+                 x_max: float | None = None) -> None:
     if len({s[2] for s in spans}) < 2:
         return
-    for i, ((x0, x1, _, _), tag) in enumerate(zip(spans, stage_tags(spans, font_px, plot_px))):
+    for i, ((x0, x1, _, _), tag) in enumerate(zip(spans, stage_tags(spans, font_px, plot_px, x_max))):
         fig.add_vrect(x0=x0, x1=x1, fillcolor=STAGE_FILL[i % 2], line_width=0, layer="below",
                       annotation_text=tag, annotation_position="top left", annotation_font_size=font_px)
 

@@ -14,14 +14,29 @@ os.environ["AELAB_EXAMPLES"] = "0"
 os.environ["AELAB_QUEUE_DIR"] = tempfile.mkdtemp(prefix="aelab-test-queue-")
 
 
+# Modules whose tests share one Ray instance (the ray_local fixture): under pytest-xdist they run in one worker.
+RAY_MODULES = {"tests/test_payoff.py", "tests/test_sweep_ray.py"}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist (run_tests.sh: `-n 2`) a module's tests run in one worker, sharing its fixtures (one app
+    server and one Chromium for the browser tests), and the Ray modules share one worker. xdist's own
+    `--dist loadgroup` does not group with pytest 9 (it renames node ids, which pytest 9 no longer reads)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "ray" if module in RAY_MODULES else module
+
+    return ByModule(config, log)
+
+
 def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (run_tests.sh: `-n 2 --dist loadgroup`) a module's tests stay in one worker, sharing its
-    fixtures (one app server and one Chromium for the browser tests), and every Ray test shares one worker's
-    Ray instance."""
-    ray_modules = {item.module for item in items if "ray_local" in getattr(item, "fixturenames", ())}
-    for item in items:
-        group = "ray" if item.module in ray_modules else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
+    """A module that uses Ray but is missing from RAY_MODULES would start a second Ray instance in another worker."""
+    missing = {str(item.path.relative_to(item.config.rootpath)) for item in items
+               if "ray_local" in getattr(item, "fixturenames", ())} - RAY_MODULES
+    assert not missing, f"add {sorted(missing)} to RAY_MODULES in tests/conftest.py"
 
 
 @pytest.fixture(scope="session")

@@ -254,7 +254,8 @@ def test_presentation_mode_fits_a_projector(app_url, page, shots, finished_runs,
         for sel in (".st-key-present_loss .js-plotly-plot", ".st-key-present_map .js-plotly-plot"):
             pg.locator(sel).first.wait_for(timeout=120_000)
             b = pg.locator(sel).first.bounding_box()
-            assert b["x"] + b["width"] <= w and b["y"] + b["height"] <= h, (sel, b)
+            assert b["x"] >= 0 and b["y"] >= 0 and b["x"] + b["width"] <= w and b["y"] + b["height"] <= h, (sel, b)
+        assert pg.locator("[data-testid='stException']").count() == 0
     finally:
         pg.close()
 

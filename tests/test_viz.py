@@ -36,6 +36,9 @@ def test_stage_labels_shorten_until_every_band_holds_its_own():
     assert viz.stage_tags(spans(10, 10, 10, 20)) == ["layer 1", "layer 2", "layer 3", "fine-tune"]  # 144 px
     assert viz.stage_tags(spans(10, 10, 10, 200)) == ["L1", "L2", "L3", "FT"]  # 28 px: "layer 1" needs 50
     assert viz.stage_tags(spans(1, 1, 1, 300)) == ["", "", "", "FT"]  # 2-px bands: no room even for "L1"
+    assert viz.stage_tags(spans(10, 10, n=1), x_max=200.0) == ["L1", "FT"]  # steps ran on to x=200: 37-px bands
+    old = [(0.0, 4.0, 1, "stage 1 of 2"), (4.0, 8.0, 2, "stage 2 of 2"), (8.0, 100.0, 3, "fine-tune")]
+    assert viz.stage_tags(old) == ["S1", "S2", "FT"] and viz.stage_tags([]) == []  # older runs' names
     # a projector: 18-px text in 370 px: 49-px bands, "layer 1" needs 76
     assert viz.stage_tags(spans(10, 10, 10, 40), font_px=18, plot_px=370) == ["L1", "L2", "L3", "FT"]
     fig = viz.loss_figure([epoch_rec(s, e, name) for s, e, name in

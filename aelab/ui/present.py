@@ -52,7 +52,7 @@ def toggle() -> bool:
     if on:
         now = st.query_params.get(PARAM)
         screen = row.segmented_control("screen", list(SCREENS), format_func=lambda k: SCREENS[k][0], default=now,
-                                       key="present.screen", label_visibility="collapsed",
+                                       key="present.screen", label_visibility="collapsed", required=True,
                                        help="the projector's resolution: a bigger screen shows the same layout larger")
         if screen and screen != now:
             st.query_params[PARAM] = screen
@@ -65,7 +65,7 @@ def style() -> None:
 
 
 def big(fig: go.Figure, height: int) -> go.Figure:
-    """A figure for a projector: 18-px text, black on white, thick lines, stage bands that show."""
+    """A figure for a projector: large text (18 px at 1280x720), black on white, thick lines, stage bands that show."""
     font = px(FONT_PX)
     fig.update_layout(height=height, font=dict(size=font, color="#000"), title_font_size=font + 2,
                       margin=dict(l=px(10), r=px(10), t=px(50), b=px(10)), paper_bgcolor="white", plot_bgcolor="white")
@@ -75,7 +75,7 @@ def big(fig: go.Figure, height: int) -> go.Figure:
     for shape in fig.layout.shapes or ():
         if shape.type == "rect" and shape.fillcolor:  # stage bands: opaque enough for a projector
             shape.fillcolor = shape.fillcolor.replace(f",{viz.STAGE_ALPHA})", ",0.25)")
-    for ann in fig.layout.annotations or ():  # panel titles (stage labels were sized by viz.loss_figure)
+    for ann in fig.layout.annotations or ():  # panel titles and stage labels (worded to fit by viz.loss_figure)
         ann.font.size = font - 2
     return fig
 
