@@ -266,7 +266,8 @@ def _player(n: int, fps: float, y: float = -0.16) -> dict:
             dict(label="½×", method="animate", args=[None, play(0.5)]),  # speed: play on at half / double pace
             dict(label="2×", method="animate", args=[None, play(2)]),
             dict(label="4×", method="animate", args=[None, play(4)])])],
-        sliders=[dict(active=0, x=0.27, len=0.73, y=y + 0.06, currentvalue=dict(prefix="frame ", xanchor="right"), steps=[
+        sliders=[dict(active=0, x=0.27, len=0.73, y=y + 0.06,  # right of the buttons; its label at its right end
+                      currentvalue=dict(prefix="frame ", xanchor="right"), steps=[
             dict(method="animate", label=str(i + 1), args=[[str(i)], still]) for i in range(n)])])
 
 

@@ -129,8 +129,8 @@ def test_train_live_in_browser(app_url, page, shots):
 
 @pytest.fixture(scope="module")
 def finished_runs(runs_dir) -> list[str]:
-    """RUN2 and FINISHED (RUN, shorter) trained to the end in this process, into the server's store: what Compare, Inspect and
-    presentation mode read (launching from the Train page is test_train_live_in_browser's subject)."""
+    """RUN2 and FINISHED (RUN, shorter) trained to the end in this process, into the server's store: what Compare,
+    Inspect and presentation mode read (launching from the Train page is test_train_live_in_browser's subject)."""
     from urllib.parse import parse_qsl, urlsplit
 
     from aelab.runs import RunStore

@@ -1,6 +1,6 @@
 """Presentation mode (`?present=1`, `?present=1080` or the toggle): what a room must see, on one 1280x720 (or,
-magnified, 1920x1080) screen without scrolling — loss with stage bands, reconstruction grid, code map — in large type and high contrast, for a
-live run, a race of two runs, and a replay. No sidebar, no settings, no toolbar."""
+magnified, 1920x1080) screen without scrolling — loss with stage bands, reconstruction grid, code map — in large
+type and high contrast, for a live run, a race of two runs, and a replay. No sidebar, no settings, no toolbar."""
 from __future__ import annotations
 
 import plotly.graph_objects as go
