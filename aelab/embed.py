@@ -26,6 +26,10 @@ UMAP_SUFFIX = ".umap.npy"
 REQUEST_FILE = "umap.request"  # touched by a page that wants a saved run's frames projected too
 POLL_S = 0.3
 UMAP_EPOCHS_FROM_INIT = 100  # enough to settle a frame that starts from the previous layout
+# A live run's newest frame is projected at most this often. On 2 cores or fewer the Train page redraws its map only
+# every 4 s (aelab.ui.live.SNAPSHOT_VIEW_S) while the worker writes a frame every 2 s: a layout for every frame was
+# 0.2 of a core taken from the training a class watches (scripts/bench_ui), half of it for frames never shown.
+LIVE_EVERY_S = 4.0 if (os.cpu_count() or 1) <= 2 else 0.0
 
 
 def pca_2d(codes: np.ndarray, whiten: bool = True) -> np.ndarray:
@@ -190,16 +194,31 @@ def load_codes(snapshot: Path) -> np.ndarray | None:
         return None
 
 
-def pending(run_dir: Path, live: bool) -> list[Path]:
+def pending(run_dir: Path, live: bool, every_s: float | None = None) -> list[Path]:
     """Snapshots of one run that still need a UMAP layout, in the order to project them.
 
-    A live run only needs its newest frame (skipping ones the process fell behind on); a requested
-    replay needs every frame, oldest first, so each starts from the previous layout.
+    A live run only needs its newest frame (skipping ones the process fell behind on), and no more often than
+    every_s (default LIVE_EVERY_S); a requested replay needs every frame, oldest first, so each starts from the
+    previous layout.
     """
     snaps = sorted((run_dir / "snapshots").glob("[0-9]*.npz"))
+    every_s = LIVE_EVERY_S if every_s is None else every_s
     if live:
+        if every_s and time.time() - _newest_mtime(run_dir / "snapshots", "*" + UMAP_SUFFIX) < every_s:
+            return []  # its last layout is as recent as what the page shows
         return [s for s in snaps[-1:] if not umap_path(s).exists()]
     return [s for s in snaps if not umap_path(s).exists()]
+
+
+def _newest_mtime(folder: Path, pattern: str) -> float:
+    """Modification time of the newest file matching pattern in folder (0 when none, or gone meanwhile)."""
+    times = []
+    for f in folder.glob(pattern):
+        try:
+            times.append(f.stat().st_mtime)
+        except OSError:
+            pass
+    return max(times, default=0.0)
 
 
 def previous_layout(snapshot: Path) -> np.ndarray | None:
@@ -225,6 +244,9 @@ def project_snapshot(proj, snapshot: Path) -> bool:
     return True
 
 
+_seen_live: set[Path] = set()  # runs this process has seen live (their last frame is projected when they end)
+
+
 def _live(run_dir: Path) -> bool:
     import json
 
@@ -242,7 +264,11 @@ def work_once(proj, runs_dir: Path) -> int:
     dirs = sorted((d for d in runs_dir.iterdir() if (d / "snapshots").is_dir()), reverse=True)
     for d in dirs:  # live runs first: their frames are being watched right now
         if _live(d):
+            _seen_live.add(d)
             done += sum(project_snapshot(proj, s) for s in pending(d, live=True))
+        elif d in _seen_live:  # it has just ended: its last frame, which the finished run's page shows
+            _seen_live.discard(d)
+            done += sum(project_snapshot(proj, s) for s in pending(d, live=True, every_s=0.0))
     for d in dirs:
         if (d / REQUEST_FILE).exists() and not _live(d):
             for s in pending(d, live=False)[:5]:  # a few at a time, so a new live frame never waits long

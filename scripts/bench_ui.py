@@ -16,14 +16,14 @@ For each repeat: start `streamlit run app.py` on a fresh port and an empty runs 
   UMAP refresh: after the repeats, in this process: a warm projector maps each stored frame of the last
                 first run (2,000 codes) from the previous frame's layout, as the projection process does
                 for a live run; the median seconds a frame
-  loop with the live view (--loop-epochs N, 0 to skip): keras-deep at batch 256 launched from the Train page
-                of a fresh server and watched in Chromium (1280x720) until it completes; its samples/s (the
-                run's summary) against a bare PyTorch loop doing the same per-epoch validation pass in this
-                process (bench_train.bare: as many epochs, subnormals flushed as in aelab's loop; best of one
-                measurement before and one after, the app idle; also with one torch thread fewer: what the
-                app's worker gets, a core being left to the view), and
-                the same run launched headless (`python -m aelab train`) for the view's own share; and the
-                cores each kind of process used meanwhile (worker, UMAP process, server, browser; from /proc)
+  loop with the live view (--loop-epochs N, 0 to skip; --loop-rounds R, default 3): keras-deep at batch 256
+                launched from the Train page of a fresh server and watched in Chromium (1280x720) until it
+                completes: its samples/s (the run's summary) against a bare PyTorch loop doing the same per-epoch
+                validation pass in this process at one thread (what the app's worker gets, a core being left to
+                the view; bench_train.bare: as many epochs, subnormals flushed as in aelab's loop), measured
+                just before and just after each watched run with no server up; the median of R such ratios. With
+                the median round: the cores each kind of process used (worker, UMAP process, server, browser;
+                from /proc). Once: the bare loop at every thread and the same run headless (`python -m aelab train`)
 """
 from __future__ import annotations
 
@@ -46,9 +46,10 @@ FIRST_POINT = """(old) => { const t = [...document.querySelectorAll('.st-key-liv
                             if (ok && window.__aelab_seen == null) window.__aelab_seen = performance.now();
                             return ok; }"""
 # The page's own clock: from the click event to the moment the chart shows the point (polled every 20 ms), so
-# Playwright's actionability checks before it clicks (0.1-0.17 s) are not counted as the app's time.
+# Playwright's actionability checks before it clicks (0.1-0.17 s) are not counted as the app's time. The click's
+# time is the event's own timestamp (when the browser got it), not when the page's busy main thread got round to it.
 CLICK_CLOCK = """() => { window.__aelab_click = window.__aelab_seen = null;
-                         document.addEventListener('click', () => { window.__aelab_click ??= performance.now(); },
+                         document.addEventListener('click', (e) => { window.__aelab_click ??= e.timeStamp; },
                                                    {capture: true, once: true}); }"""
 
 
@@ -153,33 +154,12 @@ def cpu_share(before: dict, after: dict, wall: float) -> dict[str, float]:
     return {f"cores_{k}": v / wall for k, v in sorted(used.items())}
 
 
-def loop_with_view(pw, epochs: int, env: dict | None = None) -> dict:
-    """aelab's loop with the live view open in a browser, headless, and a bare loop + validation: samples/s."""
+def watched_run(pw, epochs: int, env: dict | None = None) -> tuple[float, dict]:
+    """keras-deep launched from the Train page of a fresh server and watched in Chromium (1280x720) until it
+    completes: its samples/s (the run's summary) and the cores each kind of process used meanwhile. The server and
+    everything it started are stopped before this returns."""
     import json
-    import subprocess
 
-    import torch
-
-    from aelab.data import load_data
-    from aelab.presets import PRESETS
-    from scripts.bench_train import bare
-
-    from aelab.train import flush_subnormals
-
-    flush_subnormals()  # before torch's thread pool starts, as the worker does
-    cfg = PRESETS["keras-deep"].config().with_overrides({"train.batch_size": 256, "train.epochs": epochs})
-    data = load_data(cfg.data)
-    bare(cfg, data, 1)  # the first optimizer step imports torch._dynamo
-
-    def bare_one_thread() -> float:  # the threads the app gives its worker on 2 cores (a core for the view)
-        n = torch.get_num_threads()
-        torch.set_num_threads(max(1, n - 1))
-        try:
-            return bare(cfg, data, epochs, validate=True)
-        finally:
-            torch.set_num_threads(n)
-    # as many epochs as the watched run: a long run's later epochs are not its first ones
-    bare_val, bare_val_less = [bare(cfg, data, epochs, validate=True)], [bare_one_thread()]
     runs = Path(tempfile.mkdtemp(prefix="aelab-bench-loop-"))
     proc, base = server.start(runs, log=runs / "server.log", env=env)
     try:
@@ -201,21 +181,62 @@ def loop_with_view(pw, epochs: int, env: dict | None = None) -> dict:
         seen.update(cpu_seconds())
         shares = cpu_share(before, seen, wall)
         shares["cores_stolen_by_host"] = (steal_ticks() - stolen) / os.sysconf("SC_CLK_TCK") / wall
-        viewed = json.loads((runs / run_id / "summary.json").read_text())["samples_per_second"]
         browser.close()
-        bare_val.append(bare(cfg, data, epochs, validate=True))
-        bare_val_less.append(bare_one_thread())
+        return json.loads((runs / run_id / "summary.json").read_text())["samples_per_second"], shares
     finally:
-        server.stop(proc)
+        server.stop(proc)  # before the next bare loop: the next warm worker would import torch beside it
+
+
+def loop_with_view(pw, epochs: int, rounds: int = 3, env: dict | None = None) -> dict:
+    """aelab's loop with the live view open in a browser against a bare loop + validation at one thread (samples/s),
+    interleaved: bare, watched, bare, watched, ..., bare. This machine's speed drifts by 10-20 % between runs a
+    minute apart, so each watched run is divided by the mean of the bare loops just before and after it, and the
+    row is the median of those ratios. Then, once: the bare loop at every thread and the same run headless."""
+    import json
+    import subprocess
+
+    import torch
+
+    from aelab.data import load_data
+    from aelab.presets import PRESETS
+    from aelab.train import flush_subnormals
+    from scripts.bench_train import bare
+
+    flush_subnormals()  # before torch's thread pool starts, as the worker does
+    cfg = PRESETS["keras-deep"].config().with_overrides({"train.batch_size": 256, "train.epochs": epochs})
+    data = load_data(cfg.data)
+    bare(cfg, data, 1)  # the first optimizer step imports torch._dynamo
+
+    def bare_one_thread() -> float:  # the threads the app gives its worker on 2 cores (a core for the view)
+        n = torch.get_num_threads()
+        torch.set_num_threads(max(1, n - 1))
+        try:
+            return bare(cfg, data, epochs, validate=True)  # as many epochs: a long run's later epochs are not its first
+        finally:
+            torch.set_num_threads(n)
+    bares, watched, shares = [bare_one_thread()], [], []
+    for i in range(rounds):
+        sps, used = watched_run(pw, epochs, env)
+        watched.append(sps)
+        shares.append(used)
+        bares.append(bare_one_thread())
+        print(f"  loop round {i + 1}: bare {bares[-2]:.0f}, watched {sps:.0f}, bare {bares[-1]:.0f} samples/s, "
+              + ", ".join(f"{k} {v:.2f}" for k, v in used.items()), flush=True)
+    ratios = [w / ((a + b) / 2) for w, a, b in zip(watched, bares, bares[1:])]
+    mid = sorted(range(rounds), key=lambda i: ratios[i])[rounds // 2]  # the median round (the upper one if even)
+    full = bare(cfg, data, epochs, validate=True)
+    runs = Path(tempfile.mkdtemp(prefix="aelab-bench-cli-"))
     out = subprocess.run([sys.executable, "-m", "aelab", "train", "--preset", "keras-deep", "--set",
                           "train.batch_size=256", "--set", f"train.epochs={epochs}", "--runs-dir", str(runs)],
                          capture_output=True, text=True, check=True)
     headless = json.loads((Path(out.stdout.strip().splitlines()[-1]) / "summary.json").read_text())
-    best, best_less = max(bare_val), max(bare_val_less)
-    return {"bare_loop_val_samples_s": best, "bare_loop_val_one_core_less_samples_s": best_less,
-            "aelab_viewed_samples_s": viewed, "aelab_headless_samples_s": headless["samples_per_second"],
-            "viewed_vs_bare_val": viewed / best, "viewed_vs_bare_val_one_core_less": viewed / best_less,
-            "headless_vs_bare_val": headless["samples_per_second"] / best, **shares}
+    return {"viewed_vs_bare_val_one_core_less": statistics.median(ratios),
+            "viewed_vs_bare_val_one_core_less_min": min(ratios), "viewed_vs_bare_val_one_core_less_max": max(ratios),
+            "median_round_aelab_viewed_samples_s": watched[mid],
+            "median_round_bare_loop_val_one_core_less_samples_s": (bares[mid] + bares[mid + 1]) / 2,
+            **shares[mid], "bare_loop_val_samples_s": full,
+            "aelab_headless_samples_s": headless["samples_per_second"],
+            "viewed_vs_bare_val": watched[mid] / full, "headless_vs_bare_val": headless["samples_per_second"] / full}
 
 
 def umap_refresh(run_dir: Path) -> float:
@@ -238,6 +259,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--loop-epochs", type=int, default=150, help="epochs of the loop-with-live-view run (0: skip)")
+    ap.add_argument("--loop-rounds", type=int, default=3, help="watched runs, each between two bare loops")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -246,7 +268,7 @@ def main() -> int:
         for i in range(args.repeats):
             rows.append(one(pw))
             print(f"repeat {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1].items()), flush=True)
-        loop = loop_with_view(pw, args.loop_epochs) if args.loop_epochs else {}
+        loop = loop_with_view(pw, args.loop_epochs, args.loop_rounds) if args.loop_epochs else {}
     if rows:
         rows[0]["umap_refresh_s"] = umap_refresh(FIRST_RUNS[-1])
         for r in rows[1:]:

@@ -75,6 +75,34 @@ def test_projection_process_handles_live_runs_newest_first_and_replays_in_order(
     assert not (saved / embed.REQUEST_FILE).exists()
 
 
+def test_a_live_run_gets_a_new_layout_no_more_often_than_the_page_shows_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(embed, "LIVE_EVERY_S", 4.0)  # what a 2-core machine uses: its page redraws every 4 s
+    rng = np.random.default_rng(5)
+    run = tmp_path / "live"
+    run.mkdir()
+    (run / "status.json").write_text('{"status": "running", "pid": null}')
+    _snapshot(run, 1, rng.standard_normal((40, 3)))
+    proj = FakeProjector()
+    assert embed.work_once(proj, tmp_path) == 1
+    _snapshot(run, 2, rng.standard_normal((40, 3)))  # 2 s later, the worker's next frame
+    assert embed.work_once(proj, tmp_path) == 0  # the layout of frame 1 is younger than 4 s
+    laid = embed.umap_path(run / "snapshots/00001.npz")
+    os.utime(laid, (laid.stat().st_atime, laid.stat().st_mtime - 4.5))
+    _snapshot(run, 3, rng.standard_normal((40, 3)))
+    assert embed.work_once(proj, tmp_path) == 1  # then the newest frame, skipping frame 2
+    assert embed.read_layout(run / "snapshots/00003.npz") is not None
+    assert embed.read_layout(run / "snapshots/00002.npz") is None
+    _snapshot(run, 4, rng.standard_normal((40, 3)))  # its last frame, within 4 s of the last layout
+    (run / "status.json").write_text('{"status": "completed", "pid": null}')
+    assert embed.work_once(proj, tmp_path) == 1  # a run that has just ended gets its last frame projected
+    assert embed.read_layout(run / "snapshots/00004.npz") is not None
+    assert embed.work_once(proj, tmp_path) == 0  # and nothing more: frame 2 waits for a replay's request
+    monkeypatch.setattr(embed, "LIVE_EVERY_S", 0.0)  # a bigger machine: every newest frame
+    (run / "status.json").write_text('{"status": "running", "pid": null}')
+    _snapshot(run, 5, rng.standard_normal((40, 3)))
+    assert embed.work_once(proj, tmp_path) == 1
+
+
 def test_frame_layouts_switch_to_umap_when_its_file_appears(tmp_path):
     rng = np.random.default_rng(4)
     snaps = [_snapshot(tmp_path, e, rng.standard_normal((60, 5))) for e in (1, 2)]
@@ -119,3 +147,10 @@ def test_umaps_kernels_compile_once_then_load_from_numbas_disk_cache(tmp_path):
                            check=True).stdout.split() for _ in range(2)]
     assert int(seen[0][0]) >= 1 and seen[0][1] == "0"  # the first process compiles (and writes the cache)
     assert seen[1][1] == "1"  # the second loads it from disk
+
+
+def test_live_layouts_come_as_often_as_the_train_page_redraws_its_map():
+    from aelab.ui import live
+
+    assert (embed.LIVE_EVERY_S > 0) == live.SMALL_MACHINE
+    assert embed.LIVE_EVERY_S in (0.0, live.SNAPSHOT_VIEW_S)

@@ -12,6 +12,7 @@ import time
 import streamlit as st
 
 from .. import jobs, viz
+from ..embed import LIVE_EVERY_S
 from ..metrics import header
 from ..paths import check_data_paths
 from ..runs import LIVE, Run, read_json
@@ -180,8 +181,10 @@ def _draw_snapshot(run: Run) -> None:
     xy, method, map_snap, note = lay.xy[-1], lay.methods[-1], None, views.umap_note(lay.methods[-1])
     if (older := views.umap_instead(run, lay.methods)) is not None:
         map_snap, xy, method = older
-        note = (f"UMAP of epoch {int(map_snap['epoch'])}, the newest frame with a UMAP layout; the frames after "
-                f"it are being projected (the grid shows epoch {int(snap['epoch'])}).")
+        later = (f"a live run gets a new one every {LIVE_EVERY_S:.0f} s on this machine" if LIVE_EVERY_S else
+                 "the frames after it are being projected")
+        note = (f"UMAP of epoch {int(map_snap['epoch'])}, the newest frame with a UMAP layout; {later} (the grid "
+                f"shows epoch {int(snap['epoch'])}).")
     views.snapshot_view(run, snap, xy, method, key="live", umap_note=note, map_snap=map_snap)
     summary = run.summary()
     if summary:
