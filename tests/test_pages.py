@@ -5,6 +5,7 @@ AppTest does not fire `run_every` fragments, so the tests poll with repeated `at
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,6 +176,21 @@ def test_compare_page(two_runs):
     assert df[header("pca_angles_deg")].notna().tolist() == (~noisy).tolist()
     assert len(at.get("download_button")) == 2
     assert len(at.image) == 2 and sum(t.startswith("code map") for t in figs) == 2
+
+
+def test_replay_frames_are_named_by_their_own_epoch_not_their_position():
+    """Snapshots come at most every 2 s and at stage edges: the 9th frame of a 17-epoch run is not epoch 9."""
+    from aelab.ui.inspect import frame_names
+
+    class Ran:
+        def epochs(self):
+            return [{"epoch": e, "stage_name": "pretraining layer 1 of 2" if e <= 3 else "fine-tuning"}
+                    for e in range(1, 18)]
+    files = [Path(f"snapshots/{e:05d}.npz") for e in (1, 3, 4, 9, 17)] + [Path("snapshots/odd.npz")]
+    assert frame_names(Ran(), files) == ["epoch 1 (pretraining layer 1 of 2)", "epoch 3 (pretraining layer 1 of 2)",
+                                         "epoch 4 (fine-tuning)", "epoch 9 (fine-tuning)", "epoch 17 (fine-tuning)",
+                                         "snapshot 6"]
+    assert frame_names(type("Live", (), {"epochs": lambda self: []})(), files[:1]) == ["epoch 1"]
 
 
 def test_inspect_page_replays_and_probes_the_model(two_runs, runs_dir):

@@ -23,7 +23,7 @@ def replay(run: Run) -> None:
     if st.session_state.get("_inspect_for") != run.id or st.session_state.get(key, 0) >= len(files):
         st.session_state[key] = len(files) - 1
         st.session_state["_inspect_for"] = run.id
-    names = _frame_names(run, len(files))
+    names = frame_names(run, files)
     i = st.select_slider("replay: snapshot", list(range(len(files))), key=key, format_func=names.__getitem__,
                          help="every epoch's reconstructions and codes were saved: replay the run without training")
     try:
@@ -41,10 +41,16 @@ def animation(run: Run) -> None:
         replays.player(run, key="replay_anim")
 
 
-def _frame_names(run: Run, n: int) -> list[str]:
-    epochs = run.epochs()
-    return [f"epoch {r['epoch']} ({r['stage_name']})" for r in epochs[:n]] + \
-        [f"snapshot {i + 1}" for i in range(len(epochs), n)]
+def frame_names(run: Run, files: list) -> list[str]:
+    """'epoch N (stage)' for each snapshot file. A snapshot is saved at most every 2 s and at each stage's edges,
+    not every epoch: its file is named by its epoch (NNNNN.npz), the stage comes from that epoch's record."""
+    stage = {r["epoch"]: r["stage_name"] for r in run.epochs()}
+    names = []
+    for i, f in enumerate(files):
+        epoch = int(f.stem) if f.stem.isdigit() else None
+        names.append(f"epoch {epoch}" + (f" ({stage[epoch]})" if epoch in stage else "") if epoch is not None
+                     else f"snapshot {i + 1}")
+    return names
 
 
 def filters(run: Run, model) -> None:
