@@ -159,3 +159,15 @@ def test_uploads_are_checked_before_they_are_kept_and_never_collide(runs_dir):
         assert kept[-1].read_text() == rows and not at.error  # loads, trains with mse
     assert kept[0] != kept[1] and kept[0].name == kept[1].name == "table.csv"
     assert sorted(p.parent.parent for p in kept) == [uploads, uploads]
+
+
+def test_the_layer_buttons_add_half_the_last_width_and_remove_the_last(runs_dir):
+    at = train_page(**{"model.layers": "128,64"})
+    at.button(key="_add_layer").click().run()
+    assert at.text_input(key="model.layers").value == "128,64,32"
+    at.button(key="_remove_layer").click().run()
+    at.button(key="_remove_layer").click().run()
+    assert at.text_input(key="model.layers").value == "128"
+    at.button(key="_remove_layer").click().run()  # the last one stays
+    assert at.text_input(key="model.layers").value == "128"
+    assert not at.exception, at.exception

@@ -234,9 +234,14 @@ def build_panel() -> tuple[RunConfig | None, str | None]:
                 with cols[i % 2]:
                     _widget(key, current, _disabled(key))
                     if key == "model.layers":
+                        # + and − (their help says what): at 1280 px a button here is ~60 px wide, and words were cut
+                        # to "add…" and "re…"
                         a, b = st.columns(2)
-                        a.button("add layer", key="_add_layer", on_click=_layers_delta, args=(1,))
-                        b.button("remove layer", key="_remove_layer", on_click=_layers_delta, args=(-1,))
+                        a.button("", icon=":material/add:", key="_add_layer", on_click=_layers_delta, args=(1,),
+                                 width="stretch", help="add a layer at the code end, half as wide as the last one")
+                        b.button("", icon=":material/remove:", key="_remove_layer", on_click=_layers_delta,
+                                 args=(-1,), width="stretch",
+                                 help="remove the last layer: the one before it becomes the code")
     values = {k: ss[k] for k in KNOBS}
     ss[STORE] = values
     cfg, err = check(values, ss.get("_name", ""))
