@@ -194,17 +194,20 @@ def load_codes(snapshot: Path) -> np.ndarray | None:
         return None
 
 
-def pending(run_dir: Path, live: bool, every_s: float | None = None) -> list[Path]:
+def pending(run_dir: Path, live: bool, every_s: float | None = None, last_epoch: int | None = None) -> list[Path]:
     """Snapshots of one run that still need a UMAP layout, in the order to project them.
 
     A live run only needs its newest frame (skipping ones the process fell behind on), and no more often than
-    every_s (default LIVE_EVERY_S); a requested replay needs every frame, oldest first, so each starts from the
-    previous layout.
+    every_s (default LIVE_EVERY_S) unless it is the run's last (its epoch is last_epoch: the finished run's page
+    shows it); a requested replay needs every frame, oldest first, so each starts from the previous layout.
     """
     snaps = sorted((run_dir / "snapshots").glob("[0-9]*.npz"))
     every_s = LIVE_EVERY_S if every_s is None else every_s
     if live:
-        if every_s and time.time() - _newest_mtime(run_dir / "snapshots", "*" + UMAP_SUFFIX) < every_s:
+        last = bool(snaps) and last_epoch is not None and snaps[-1].stem.isdecimal() and \
+            int(snaps[-1].stem) >= last_epoch
+        if every_s and not last and \
+                time.time() - _newest_mtime(run_dir / "snapshots", "*" + UMAP_SUFFIX) < every_s:
             return []  # its last layout is as recent as what the page shows
         return [s for s in snaps[-1:] if not umap_path(s).exists()]
     return [s for s in snaps if not umap_path(s).exists()]
@@ -247,13 +250,14 @@ def project_snapshot(proj, snapshot: Path) -> bool:
 _seen_live: set[Path] = set()  # runs this process has seen live (their last frame is projected when they end)
 
 
-def _live(run_dir: Path) -> bool:
+def _status(run_dir: Path) -> dict:
     import json
 
     try:
-        return json.loads((run_dir / "status.json").read_text()).get("status") in ("queued", "running", "paused")
+        st = json.loads((run_dir / "status.json").read_text())
     except (OSError, ValueError):
-        return False
+        return {}
+    return st if isinstance(st, dict) else {}
 
 
 def work_once(proj, runs_dir: Path) -> int:
@@ -262,15 +266,20 @@ def work_once(proj, runs_dir: Path) -> int:
         return 0
     done = 0
     dirs = sorted((d for d in runs_dir.iterdir() if (d / "snapshots").is_dir()), reverse=True)
+    _seen_live.intersection_update(dirs)  # runs deleted meanwhile
+    live = {}
     for d in dirs:  # live runs first: their frames are being watched right now
-        if _live(d):
+        st = _status(d)
+        if live.setdefault(d, st.get("status") in ("queued", "running", "paused")):
             _seen_live.add(d)
-            done += sum(project_snapshot(proj, s) for s in pending(d, live=True))
-        elif d in _seen_live:  # it has just ended: its last frame, which the finished run's page shows
+            total = st.get("epochs_total")
+            done += sum(project_snapshot(proj, s) for s in
+                        pending(d, live=True, last_epoch=total if isinstance(total, int) else None))
+        elif d in _seen_live:  # ended (stopped, say) before its last frame got one: the finished run's page shows it
             _seen_live.discard(d)
             done += sum(project_snapshot(proj, s) for s in pending(d, live=True, every_s=0.0))
     for d in dirs:
-        if (d / REQUEST_FILE).exists() and not _live(d):
+        if (d / REQUEST_FILE).exists() and not live[d]:
             for s in pending(d, live=False)[:5]:  # a few at a time, so a new live frame never waits long
                 done += project_snapshot(proj, s)
             if not pending(d, live=False):

@@ -7,8 +7,8 @@ For each repeat: start `streamlit run app.py` on a fresh port and an empty runs 
                 in the same repeat: the floor any Streamlit app pays
   cold start:   process start -> the Train page is interactive (its Launch button is enabled), and its
                 ratio to the baseline
-  first loss:   click Launch -> the live loss chart shows its first training point, in the page's clock (1st click, right
-                after the page came up; the warm worker may still be importing torch)
+  first loss:   click Launch -> the live loss chart shows its first training point, in the page's clock (1st click,
+                right after the page came up; the warm worker may still be importing torch)
   first UMAP:   process start -> the first run's live code map is a UMAP layout (not PCA); the first run
                 trains long enough (train.epochs=300 from the URL) and is stopped once the map is UMAP
   first loss 2: the same for a second Launch once the app has settled (the first run stopped and
@@ -19,9 +19,10 @@ For each repeat: start `streamlit run app.py` on a fresh port and an empty runs 
   loop with the live view (--loop-epochs N, 0 to skip; --loop-rounds R, default 3): keras-deep at batch 256
                 launched from the Train page of a fresh server and watched in Chromium (1280x720) until it
                 completes: its samples/s (the run's summary) against a bare PyTorch loop doing the same per-epoch
-                validation pass in this process at one thread (what the app's worker gets, a core being left to
-                the view; bench_train.bare: as many epochs, subnormals flushed as in aelab's loop), measured
-                just before and just after each watched run with no server up; the median of R such ratios. With
+                validation pass in this process at one thread fewer than the cores (what the app's worker gets,
+                a core being left to the view; bench_train.bare: as many epochs, subnormals flushed as in aelab's
+                loop), measured just before and just after each watched run with no server up; the median of R
+                such ratios (the upper of the two middle ones when R is even). With
                 the median round: the cores each kind of process used (worker, UMAP process, server, browser;
                 from /proc). Once: the bare loop at every thread and the same run headless (`python -m aelab train`)
 """
@@ -39,12 +40,14 @@ from pathlib import Path
 from aelab.ui import server
 
 SETTLE_S = 15
-ENABLED = """() => { const b = document.querySelectorAll('.st-key-launch button'); return b.length && !b[0].disabled; }"""
-FIRST_POINT = """(old) => { const t = [...document.querySelectorAll('.st-key-live_loss .gtitle')].map(e => e.textContent);
-                            const m = t.length ? t[t.length - 1].match(/loss: (\\d+) steps/) : null;
-                            const ok = m && +m[1] > 0 && location.search.includes('run=') && !location.search.includes(old);
-                            if (ok && window.__aelab_seen == null) window.__aelab_seen = performance.now();
-                            return ok; }"""
+ENABLED = """() => { const b = document.querySelectorAll('.st-key-launch button');
+                     return b.length && !b[0].disabled; }"""
+FIRST_POINT = """(old) => {
+  const t = [...document.querySelectorAll('.st-key-live_loss .gtitle')].map(e => e.textContent);
+  const m = t.length ? t[t.length - 1].match(/loss: (\\d+) steps/) : null;
+  const ok = m && +m[1] > 0 && location.search.includes('run=') && !location.search.includes(old);
+  if (ok && window.__aelab_seen == null) window.__aelab_seen = performance.now();
+  return ok; }"""
 # The page's own clock: from the click event to the moment the chart shows the point (polled every 20 ms), so
 # Playwright's actionability checks before it clicks (0.1-0.17 s) are not counted as the app's time. The click's
 # time is the event's own timestamp (when the browser got it), not when the page's busy main thread got round to it.
@@ -188,10 +191,11 @@ def watched_run(pw, epochs: int, env: dict | None = None) -> tuple[float, dict]:
 
 
 def loop_with_view(pw, epochs: int, rounds: int = 3, env: dict | None = None) -> dict:
-    """aelab's loop with the live view open in a browser against a bare loop + validation at one thread (samples/s),
-    interleaved: bare, watched, bare, watched, ..., bare. This machine's speed drifts by 10-20 % between runs a
-    minute apart, so each watched run is divided by the mean of the bare loops just before and after it, and the
-    row is the median of those ratios. Then, once: the bare loop at every thread and the same run headless."""
+    """aelab's loop with the live view open in a browser against a bare loop + validation at one thread fewer than the
+    cores (samples/s), interleaved: bare, watched, bare, watched, ..., bare. This machine's speed drifts by 10-20 %
+    between runs a minute apart, so each watched run is divided by the mean of the bare loops just before and after
+    it, and the row is the median of those ratios. Then, once: the bare loop at every thread and the same run
+    headless."""
     import json
     import subprocess
 
@@ -223,19 +227,20 @@ def loop_with_view(pw, epochs: int, rounds: int = 3, env: dict | None = None) ->
         print(f"  loop round {i + 1}: bare {bares[-2]:.0f}, watched {sps:.0f}, bare {bares[-1]:.0f} samples/s, "
               + ", ".join(f"{k} {v:.2f}" for k, v in used.items()), flush=True)
     ratios = [w / ((a + b) / 2) for w, a, b in zip(watched, bares, bares[1:])]
-    mid = sorted(range(rounds), key=lambda i: ratios[i])[rounds // 2]  # the median round (the upper one if even)
+    mid = ratios.index(statistics.median_high(ratios))  # the median round (the upper one of two when even)
     full = bare(cfg, data, epochs, validate=True)
     runs = Path(tempfile.mkdtemp(prefix="aelab-bench-cli-"))
     out = subprocess.run([sys.executable, "-m", "aelab", "train", "--preset", "keras-deep", "--set",
                           "train.batch_size=256", "--set", f"train.epochs={epochs}", "--runs-dir", str(runs)],
                          capture_output=True, text=True, check=True)
     headless = json.loads((Path(out.stdout.strip().splitlines()[-1]) / "summary.json").read_text())
-    return {"viewed_vs_bare_val_one_core_less": statistics.median(ratios),
+    return {"viewed_vs_bare_val_one_core_less": ratios[mid],
             "viewed_vs_bare_val_one_core_less_min": min(ratios), "viewed_vs_bare_val_one_core_less_max": max(ratios),
             "median_round_aelab_viewed_samples_s": watched[mid],
             "median_round_bare_loop_val_one_core_less_samples_s": (bares[mid] + bares[mid + 1]) / 2,
             **shares[mid], "bare_loop_val_samples_s": full,
             "aelab_headless_samples_s": headless["samples_per_second"],
+            # these two against one bare loop at every thread, measured once after the rounds: not drift-corrected
             "viewed_vs_bare_val": watched[mid] / full, "headless_vs_bare_val": headless["samples_per_second"] / full}
 
 
@@ -261,6 +266,8 @@ def main() -> int:
     ap.add_argument("--loop-epochs", type=int, default=150, help="epochs of the loop-with-live-view run (0: skip)")
     ap.add_argument("--loop-rounds", type=int, default=3, help="watched runs, each between two bare loops")
     args = ap.parse_args()
+    if args.loop_rounds < 1:
+        ap.error("--loop-rounds: at least 1")
     from playwright.sync_api import sync_playwright
 
     rows = []

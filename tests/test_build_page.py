@@ -163,6 +163,9 @@ def test_uploads_are_checked_before_they_are_kept_and_never_collide(runs_dir):
 
 def test_the_layer_buttons_add_half_the_last_width_and_remove_the_last(runs_dir):
     at = train_page(**{"model.layers": "128,64"})
+    for key, says in (("_add_layer", "add a layer"), ("_remove_layer", "remove the last layer")):
+        button = at.button(key=key)  # + and −, no words (cut to "add…" at 1280 px): the help says what
+        assert button.label == "" and button.proto.icon and button.help.startswith(says)
     at.button(key="_add_layer").click().run()
     assert at.text_input(key="model.layers").value == "128,64,32"
     at.button(key="_remove_layer").click().run()

@@ -76,30 +76,49 @@ def test_projection_process_handles_live_runs_newest_first_and_replays_in_order(
 
 
 def test_a_live_run_gets_a_new_layout_no_more_often_than_the_page_shows_one(tmp_path, monkeypatch):
-    monkeypatch.setattr(embed, "LIVE_EVERY_S", 4.0)  # what a 2-core machine uses: its page redraws every 4 s
+    monkeypatch.setattr(embed, "LIVE_EVERY_S", 60.0)  # 4 s on a 2-core machine; long here, so no stall can flake it
     rng = np.random.default_rng(5)
     run = tmp_path / "live"
     run.mkdir()
-    (run / "status.json").write_text('{"status": "running", "pid": null}')
+    status = run / "status.json"
+    status.write_text('{"status": "running", "epochs_total": 9, "pid": null}')
     _snapshot(run, 1, rng.standard_normal((40, 3)))
     proj = FakeProjector()
     assert embed.work_once(proj, tmp_path) == 1
-    _snapshot(run, 2, rng.standard_normal((40, 3)))  # 2 s later, the worker's next frame
-    assert embed.work_once(proj, tmp_path) == 0  # the layout of frame 1 is younger than 4 s
+    _snapshot(run, 2, rng.standard_normal((40, 3)))  # the worker's next frame
+    assert embed.work_once(proj, tmp_path) == 0  # the layout of frame 1 is too recent
     laid = embed.umap_path(run / "snapshots/00001.npz")
-    os.utime(laid, (laid.stat().st_atime, laid.stat().st_mtime - 4.5))
+    os.utime(laid, (laid.stat().st_atime, laid.stat().st_mtime - 61))
     _snapshot(run, 3, rng.standard_normal((40, 3)))
     assert embed.work_once(proj, tmp_path) == 1  # then the newest frame, skipping frame 2
     assert embed.read_layout(run / "snapshots/00003.npz") is not None
     assert embed.read_layout(run / "snapshots/00002.npz") is None
-    _snapshot(run, 4, rng.standard_normal((40, 3)))  # its last frame, within 4 s of the last layout
-    (run / "status.json").write_text('{"status": "completed", "pid": null}')
-    assert embed.work_once(proj, tmp_path) == 1  # a run that has just ended gets its last frame projected
+    _snapshot(run, 9, rng.standard_normal((40, 3)))  # the run's last epoch: at once, before its status says ended
+    assert embed.work_once(proj, tmp_path) == 1
+    _snapshot(run, 10, rng.standard_normal((40, 3)))  # (a stale epochs_total: a frame past it counts as last too)
+    assert embed.work_once(proj, tmp_path) == 1
+
+
+def test_a_run_stopped_between_layouts_gets_its_last_frame_projected(tmp_path, monkeypatch):
+    monkeypatch.setattr(embed, "LIVE_EVERY_S", 60.0)
+    rng = np.random.default_rng(6)
+    run = tmp_path / "stopped"
+    run.mkdir()
+    (run / "status.json").write_text('{"status": "running", "epochs_total": 50, "pid": null}')
+    _snapshot(run, 1, rng.standard_normal((40, 3)))
+    proj = FakeProjector()
+    assert embed.work_once(proj, tmp_path) == 1
+    _snapshot(run, 4, rng.standard_normal((40, 3)))
+    assert embed.work_once(proj, tmp_path) == 0
+    (run / "status.json").write_text('{"status": "stopped", "epochs_total": 50, "pid": null}')
+    assert embed.work_once(proj, tmp_path) == 1  # the page of the stopped run shows this frame
     assert embed.read_layout(run / "snapshots/00004.npz") is not None
-    assert embed.work_once(proj, tmp_path) == 0  # and nothing more: frame 2 waits for a replay's request
-    monkeypatch.setattr(embed, "LIVE_EVERY_S", 0.0)  # a bigger machine: every newest frame
+    _snapshot(run, 5, rng.standard_normal((40, 3)))  # (never happens; but once ended, nothing more without a request)
+    assert embed.work_once(proj, tmp_path) == 0
+    monkeypatch.setattr(embed, "LIVE_EVERY_S", 0.0)  # a bigger machine: every newest frame of a live run
     (run / "status.json").write_text('{"status": "running", "pid": null}')
-    _snapshot(run, 5, rng.standard_normal((40, 3)))
+    assert embed.work_once(proj, tmp_path) == 1
+    _snapshot(run, 6, rng.standard_normal((40, 3)))
     assert embed.work_once(proj, tmp_path) == 1
 
 

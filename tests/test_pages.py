@@ -128,7 +128,8 @@ def test_train_page_runs_live_and_stage_by_stage(greedy_run):
     loss = next(f for t, f in figs.items() if t.startswith("loss:"))
     assert "4 epochs logged" in loss["layout"]["title"]["text"]
     names = [a.get("text") for a in loss["layout"].get("annotations", [])]
-    assert "pretraining layer 1 of 2" in names and "pretraining layer 2 of 2" in names  # greedy stages shaded and labelled
+    # greedy stages shaded and labelled
+    assert "pretraining layer 1 of 2" in names and "pretraining layer 2 of 2" in names
     traces = {d.get("name") for d in loss["data"]}
     assert {label("val_full_sq_err"), label("val_stage_sq_err")} <= traces  # stage 1 of 2: both curves
     assert any(t.startswith("code map h2 (PCA)") for t in figs)
@@ -191,6 +192,53 @@ def test_replay_frames_are_named_by_their_own_epoch_not_their_position():
                                          "epoch 4 (fine-tuning)", "epoch 9 (fine-tuning)", "epoch 17 (fine-tuning)",
                                          "snapshot 6"]
     assert frame_names(type("Live", (), {"epochs": lambda self: []})(), files[:1]) == ["epoch 1"]
+
+
+def test_a_just_ended_runs_map_waits_for_its_last_layout_and_says_which_frame_it_shows(two_runs, runs_dir, tmp_path,
+                                                                                      monkeypatch):
+    """The page stops polling once a run ends; while the UMAP process still lays out the last frame, the map keeps
+    polling (30 s at most) and its note says so. A copy of a finished run, so no other test sees the layout files."""
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    from aelab.embed import umap_path
+    from aelab.runs import Run
+    from aelab.ui import live, state
+
+    run_dir = tmp_path / f"{two_runs[0]}-umap"
+    shutil.copytree(runs_dir / two_runs[0], run_dir)
+    snaps = sorted((run_dir / "snapshots").glob("[0-9]*.npz"))
+    assert len(snaps) >= 2
+    n = len(np.load(snaps[0])["codes"])
+    np.save(umap_path(snaps[0]), np.random.default_rng(0).standard_normal((n, 2)).astype(np.float32))
+    run = Run(run_dir)
+    monkeypatch.setattr(state, "umap_state", lambda: "ready")
+    ended = dict(run.status(), status="completed", updated=time.time())
+    assert live.map_catching_up(run, ended)
+    assert not live.map_catching_up(run, dict(ended, updated=time.time() - live.CATCH_UP_S - 1))
+    assert not live.map_catching_up(run, dict(ended, status="running"))  # a live run polls anyway
+
+    def snapshot_panel(path, is_live, catching_up):
+        from aelab.runs import Run
+        from aelab.ui import live
+        live._draw_snapshot(Run(path), is_live, catching_up)
+
+    def note(is_live: bool, catching_up: bool) -> str:
+        at = AppTest.from_function(snapshot_panel, args=(str(run_dir), is_live, catching_up), default_timeout=60)
+        at.run()
+        assert not at.exception, at.exception
+        return next(c.value for c in at.caption if c.value.startswith("UMAP of epoch"))
+    catching = live.map_catching_up
+    monkeypatch.setattr(live, "map_catching_up", lambda run, status: True)
+    monkeypatch.setattr(live, "LIVE_EVERY_S", 4.0)
+    first, last = (int(s.stem) for s in (snaps[0], snaps[-1]))
+    assert note(False, True) == (f"UMAP of epoch {first}, the newest frame with a UMAP layout; the last frame's is "
+                                 f"being made (the grid shows epoch {last}).")
+    assert "; a live run gets a new one at most every 4 s on this machine (the grid" in note(True, False)
+    assert f"layout (the grid shows epoch {last})" in note(False, False)  # ended long ago: nothing more is coming
+    np.save(umap_path(snaps[-1]), np.zeros((n, 2), np.float32))
+    assert not catching(run, ended)  # the last frame has its layout: the map stops polling
 
 
 def test_inspect_page_replays_and_probes_the_model(two_runs, runs_dir):

@@ -56,8 +56,8 @@ GROUPS = {  # the tab shown first is the one people change most; Data last (most
     "Regularisers": ["noise.kind", "noise.level", "sparsity.kind", "sparsity.target", "sparsity.weight",
                      "contractive.weight"],
     "Training": ["train.strategy", "train.epochs", "train.finetune_epochs", "train.pause_after_stage",
-                 "train.loss", "train.optimizer", "train.schedule", "train.lr", "train.batch_size", "train.weight_decay",
-                 "train.seed", "train.device"],
+                 "train.loss", "train.optimizer", "train.schedule", "train.lr", "train.batch_size",
+                 "train.weight_decay", "train.seed", "train.device"],
     "Data": ["data.name", "data.max_train", "data.val_fraction", "data.data_dir", "data.path", "data.label_column"],
 }
 _SECTION_GROUP = {"data": "Data", "model": "Model", "noise": "Regularisers", "sparsity": "Regularisers",

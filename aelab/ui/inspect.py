@@ -25,7 +25,8 @@ def replay(run: Run) -> None:
         st.session_state["_inspect_for"] = run.id
     names = frame_names(run, files)
     i = st.select_slider("replay: snapshot", list(range(len(files))), key=key, format_func=names.__getitem__,
-                         help="every epoch's reconstructions and codes were saved: replay the run without training")
+                         help="the reconstructions and codes saved while it trained (at each stage's first and last "
+                              "epoch, and at most every 2 s between): replay the run without training")
     try:
         snap, xy, method = views.frame_at(run, i)
     except Unreadable as e:  # one damaged snapshot: say so, the other frames and the model still show
@@ -47,9 +48,12 @@ def frame_names(run: Run, files: list) -> list[str]:
     stage = {r["epoch"]: r["stage_name"] for r in run.epochs()}
     names = []
     for i, f in enumerate(files):
-        epoch = int(f.stem) if f.stem.isdigit() else None
-        names.append(f"epoch {epoch}" + (f" ({stage[epoch]})" if epoch in stage else "") if epoch is not None
-                     else f"snapshot {i + 1}")
+        if not f.stem.isdecimal():
+            names.append(f"snapshot {i + 1}")
+        elif (epoch := int(f.stem)) in stage:
+            names.append(f"epoch {epoch} ({stage[epoch]})")
+        else:
+            names.append(f"epoch {epoch}")
     return names
 
 

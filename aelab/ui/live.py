@@ -145,11 +145,26 @@ def panel(run_id: str) -> None:
     if run is None:
         st.warning(f"no run {run_id!r} in {state.runs_dir()}")
         return
-    live = run.status().get("status") in LIVE
+    status = run.status()
+    live = status.get("status") in LIVE
     early = live and not run.epochs()
     every = (FIRST_REFRESH_S if early else REFRESH_S) if live else None
     st.fragment(run_every=every)(_draw)(run, live, early)
-    st.fragment(run_every=SNAPSHOT_VIEW_S if live else None)(_draw_snapshot)(run)
+    catching_up = not live and map_catching_up(run, status)
+    st.fragment(run_every=SNAPSHOT_VIEW_S if live or catching_up else None)(_draw_snapshot)(run, live, catching_up)
+
+
+CATCH_UP_S = 30.0  # how long after its end a run's map may wait for its last frame's UMAP layout
+
+
+def map_catching_up(run: Run, status: dict) -> bool:
+    """The run ended moments ago and its map shows an older frame's UMAP layout while the UMAP process lays out the
+    last one: the map keeps polling until it has it (the page stops polling once a run has ended)."""
+    if status.get("status") in LIVE or time.time() - float(status.get("updated") or 0) > CATCH_UP_S:
+        return False
+    methods = state.frame_layouts(run).methods
+    return bool(methods) and methods[-1] != "UMAP" and views.newest_umap_frame(methods) is not None \
+        and state.umap_state() == "ready"
 
 
 def _draw(run: Run, was_live: bool, early: bool) -> None:
@@ -172,7 +187,9 @@ def _draw(run: Run, was_live: bool, early: bool) -> None:
     st.plotly_chart(viz.loss_figure(metrics, "epoch", _n_train(status)), key="live_loss")
 
 
-def _draw_snapshot(run: Run) -> None:
+def _draw_snapshot(run: Run, live: bool, catching_up: bool) -> None:
+    if catching_up and not map_catching_up(run, run.status()):
+        st.rerun()  # the last frame has its layout (or the wait is over): redraw once, without the timer
     lay = state.frame_layouts(run)
     snap = run.latest_snapshot()
     if snap is None or not lay.names:
@@ -181,9 +198,10 @@ def _draw_snapshot(run: Run) -> None:
     xy, method, map_snap, note = lay.xy[-1], lay.methods[-1], None, views.umap_note(lay.methods[-1])
     if (older := views.umap_instead(run, lay.methods)) is not None:
         map_snap, xy, method = older
-        later = (f"a live run gets a new one every {LIVE_EVERY_S:.0f} s on this machine" if LIVE_EVERY_S else
-                 "the frames after it are being projected")
-        note = (f"UMAP of epoch {int(map_snap['epoch'])}, the newest frame with a UMAP layout; {later} (the grid "
+        later = (f"; a live run gets a new one at most every {LIVE_EVERY_S:.0f} s on this machine"
+                 if live and LIVE_EVERY_S else "; the frames after it are being projected" if live else
+                 "; the last frame's is being made" if catching_up else "")
+        note = (f"UMAP of epoch {int(map_snap['epoch'])}, the newest frame with a UMAP layout{later} (the grid "
                 f"shows epoch {int(snap['epoch'])}).")
     views.snapshot_view(run, snap, xy, method, key="live", umap_note=note, map_snap=map_snap)
     summary = run.summary()
