@@ -77,10 +77,21 @@ def race_timeline(runs: tuple[Run, ...] | list[Run]) -> list[tuple[float, list[i
     return out
 
 
-def layouts(run: Run) -> list[np.ndarray | None]:
-    """One aligned 2-D layout per snapshot, all from one projection (UMAP only if every frame has it)."""
+def all_umap(runs) -> bool:
+    """Every frame of every run has its UMAP layout."""
+    return all(umap_path(f).exists() for r in runs for f in r.snapshot_files())
+
+
+def projection(runs) -> str:
+    """The name of the projection `layouts` gives these runs (together: a race's arms)."""
+    return "UMAP" if all_umap(runs) else "PCA"
+
+
+def layouts(run: Run, umap: bool | None = None) -> list[np.ndarray | None]:
+    """One aligned 2-D layout per snapshot, all from one projection: UMAP only if every frame has it (umap=None) and
+    umap is not False (a race's arms: the same projection for both, or one arm's map is UMAP beside the other's PCA)."""
     files = run.snapshot_files()
-    if all(umap_path(f).exists() for f in files):
+    if umap is not False and all_umap([run]):
         return list(FrameLayouts().update(files).xy)
     return embed_layouts([load_codes(f) for f in files])
 
@@ -94,7 +105,7 @@ def frames(run: Run, size: tuple[int, int] = SLIDE, last_only: bool = False):
     x = [e["epoch"] for e in epochs]
     y = [e.get(COMPARED) for e in epochs]
     labels = probe.get("labels")
-    lays = layouts(run)
+    lays, method = layouts(run), projection([run])
     dpi = 100
     fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
     canvas = FigureCanvasAgg(fig)
@@ -118,7 +129,7 @@ def frames(run: Run, size: tuple[int, int] = SLIDE, last_only: bool = False):
         ax.tick_params(labelsize=fs)
         ax.grid(alpha=0.3)
         _draw_grid(fig.add_subplot(gs[1, 0]), probe, snap, 12 * scale)
-        _draw_map(fig.add_subplot(gs[:, 1]), xy, labels, scale, f"code map h{int(snap['level'])}", fs + 2)
+        _draw_map(fig.add_subplot(gs[:, 1]), xy, labels, scale, f"code map h{int(snap['level'])} ({method})", fs + 2)
         fig.suptitle(f"{run.config_dict().get('name') or 'custom'} · {run.id}", fontsize=14 * scale, x=0.01,
                      ha="left")
         canvas.draw()
@@ -154,7 +165,8 @@ def race_frames(replay: RaceReplay, size: tuple[int, int] = SLIDE, last_only: bo
     runs, labels = replay.runs, replay.labels
     files = [r.snapshot_files() for r in runs]
     probes = [r.probe() or {} for r in runs]
-    lays = [layouts(r) for r in runs]
+    same = all_umap(runs)  # one projection for every arm
+    lays, method = [layouts(r, umap=same) for r in runs], projection(runs)
     curves = [compared_curve(r.epochs(), "gflop") for r in runs]
     dpi, scale = 100, size[1] / 1080
     fs = 18 * scale
@@ -183,7 +195,7 @@ def race_frames(replay: RaceReplay, size: tuple[int, int] = SLIDE, last_only: bo
             head = f"{labels[k]}: epoch {int(snap['epoch'])}"
             _draw_grid(fig.add_subplot(gs[1, 2 * k]), probes[k], snap, 13 * scale, head)
             _draw_map(fig.add_subplot(gs[1, 2 * k + 1]), lays[k][i], probes[k].get("labels"), scale,
-                      f"code map h{int(snap['level'])}", 13 * scale)
+                      f"code map h{int(snap['level'])} ({method})", 13 * scale)
         fig.suptitle(f"race: {' vs '.join(labels)}", fontsize=14 * scale, x=0.01, ha="left")
         canvas.draw()
         yield np.asarray(canvas.buffer_rgba())[..., :3].copy()
@@ -253,8 +265,10 @@ def frame_count(source: Run | RaceReplay) -> int:
     return len(race_timeline(source.runs)) if isinstance(source, RaceReplay) else len(source.snapshot_files())
 
 
-def _player(n: int, fps: float, y: float = -0.16) -> dict:
-    """Play / Pause / speed buttons (½×, 2×, 4× of fps) and a frame slider for a figure of n animation frames."""
+def _player(n: int, fps: float, y: float = -0.16, active: int = 0) -> dict:
+    """Play / Pause / speed buttons (½×, 2×, 4× of fps) and a frame slider for a figure of n animation frames, the
+    slider at frame `active` (the one the figure shows). Play goes on from the frame an earlier Play or the slider
+    left, and from the first after the last (plotly.js: `fromcurrent` does not apply at the last frame)."""
     def play(speed: float) -> dict:  # Plotly animates at one frame per `duration` ms
         return dict(frame=dict(duration=1000 / (fps * speed), redraw=True), transition=dict(duration=0),
                     fromcurrent=True, mode="immediate")
@@ -266,7 +280,7 @@ def _player(n: int, fps: float, y: float = -0.16) -> dict:
             dict(label="½×", method="animate", args=[None, play(0.5)]),  # speed: play on at half / double pace
             dict(label="2×", method="animate", args=[None, play(2)]),
             dict(label="4×", method="animate", args=[None, play(4)])])],
-        sliders=[dict(active=0, x=0.27, len=0.73, y=y + 0.06,  # right of the buttons; its label at its right end
+        sliders=[dict(active=active, x=0.27, len=0.73, y=y + 0.06,  # right of the buttons; its label at its right end
                       currentvalue=dict(prefix="frame ", xanchor="right"), steps=[
             dict(method="animate", label=str(i + 1), args=[[str(i)], still]) for i in range(n)])])
 
@@ -364,7 +378,7 @@ def animation(run: Run, fps: float = 10, height: int = 560):
 
     data = [frame_traces(snap, xy) for snap, xy in zip(snaps, lays)]
     fig = make_subplots(rows=1, cols=3, column_widths=[0.36, 0.3, 0.34], horizontal_spacing=0.04,
-                        subplot_titles=(header(COMPARED), "reconstructions", "code map"))
+                        subplot_titles=(header(COMPARED), "reconstructions", f"code map ({projection([run])})"))
     fig.add_scatter(x=x, y=y, mode="lines+markers", line=dict(color=PALETTE[2], width=3), row=1, col=1)
     fig.add_trace(data[0][2][0], row=1, col=1)
     fig.add_trace(strip.trace, row=1, col=2)
@@ -384,10 +398,11 @@ def animation(run: Run, fps: float = 10, height: int = 560):
     return fig
 
 
-def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_px: int = 14):
+def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_px: int = 14, at_end: bool = False):
     """A race replayed in the browser: both arms' validation curves on the compute axis with a moving cursor on
     top; below, each arm's reconstructions and code map at that compute (`race_timeline`), with the same
-    Play / Pause / speed buttons and frame slider as a run's replay."""
+    Play / Pause / speed buttons and frame slider as a run's replay. at_end: it first shows the race's end (where a
+    race watched live has just arrived), and Play starts from its beginning."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -398,7 +413,8 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
         raise ValueError(f"run {missing[0]} has no probe images (probe.npz) to replay")
     timeline = race_timeline(runs)
     files = [r.snapshot_files() for r in runs]
-    lays = [[_fill_box(xy) if xy is not None else None for xy in layouts(r)] for r in runs]
+    same = all_umap(runs)  # one projection for every arm
+    lays = [[_fill_box(xy) if xy is not None else None for xy in layouts(r, umap=same)] for r in runs]
     curves = [compared_curve(r.epochs(), "gflop") for r in runs]
     ys = [v for _, y in curves for v in y] or [0.0, 1.0]
     ymin, ymax = min(ys), max(ys)
@@ -420,14 +436,14 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
 
     titles = [f"{header(COMPARED)} against training compute (GFLOP)"]
     for name in short:
-        titles += [f"{name}: reconstructions", f"{name}: code map"]
+        titles += [f"{name}: reconstructions", f"{name}: code map ({projection(runs)})"]
     fig = make_subplots(rows=2, cols=2 * n, specs=[[{"colspan": 2 * n}] + [None] * (2 * n - 1), [{}] * (2 * n)],
                         row_heights=[0.42, 0.58], vertical_spacing=0.18, horizontal_spacing=0.02,
                         subplot_titles=titles)
     for k, (x, y) in enumerate(curves):
         fig.add_scatter(x=x, y=y, mode="lines+markers", name=labels[k], row=1, col=1,
                         line=dict(color=PALETTE[k % len(PALETTE)], width=3))
-    first, title, first_tiles = frame_data(*timeline[0])
+    first, title, first_tiles = frame_data(*timeline[-1 if at_end else 0])
     fig.add_trace(first[0], row=1, col=1)
     for k in range(n):
         fig.add_trace(first[1 + k], row=2, col=2 * k + 2)
@@ -445,7 +461,7 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
     fig.frames = frames
     fig.update_layout(height=height, title_text=title, font=dict(size=font_px), margin=dict(l=10, r=10, t=70, b=90),
                       legend=dict(x=1, xanchor="right", y=1, yanchor="top", bgcolor="rgba(255,255,255,0.8)"),
-                      **_player(len(frames), fps, y=-0.08))
+                      **_player(len(frames), fps, y=-0.08, active=len(frames) - 1 if at_end else 0))
     # every text at font_px (18 in presentation mode at 1280x720): ticks, panel titles, legend, buttons and slider too
     fig.update_xaxes(tickfont_size=font_px)
     fig.update_yaxes(tickfont_size=font_px)

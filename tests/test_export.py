@@ -177,3 +177,42 @@ def test_a_race_exports_as_a_gif_of_its_timeline_and_plays_in_the_browser(race_r
         for strip, arm, k in zip(images, race_replay.runs, shown):  # each arm's grid at its shown snapshot
             assert np.array_equal(shown_tile(strip, frame), grid_of(arm, arm.snapshot_files()[k]))
     assert len(fig.layout.sliders[0].steps) == n
+    assert fig.layout.sliders[0].active == 0 and fig.data[2].x[0] == fig.frames[0].data[0].x[0]
+    end = export.race_animation(race_replay, fps=10, at_end=True)  # presentation mode, the race just ended
+    assert end.layout.sliders[0].active == n - 1  # the slider, the cursor and the title at the last moment
+    assert end.data[2].x[0] == end.frames[-1].data[0].x[0] == export.race_timeline(race_replay.runs)[-1][0]
+    assert end.layout.title.text == end.frames[-1].layout.title.text
+    assert [f.name for f in end.frames] == [f.name for f in fig.frames]  # Play still runs from the first
+
+
+def test_a_races_arms_share_one_projection_and_say_which(race_replay):
+    """One arm with every UMAP layout beside one without: both maps PCA (not UMAP beside PCA), and titled so."""
+    from aelab import export
+    from aelab.embed import layouts as embed_layouts
+    from aelab.embed import load_codes, umap_path
+
+    greedy, e2e = race_replay.runs
+    made = []
+    try:
+        for f in e2e.snapshot_files():
+            n = len(load_codes(f))
+            np.save(umap_path(f), np.random.default_rng(len(made)).standard_normal((n, 2)).astype(np.float32))
+            made.append(umap_path(f))
+        assert export.projection([e2e]) == "UMAP" and export.projection(race_replay.runs) == "PCA"
+        pca = embed_layouts([load_codes(f) for f in e2e.snapshot_files()])
+        assert not np.allclose(export.layouts(e2e)[-1], pca[-1])  # alone: its UMAP layouts
+        assert np.allclose(export.layouts(e2e, umap=False)[-1], pca[-1])
+        fig = export.race_animation(race_replay)
+        titles = [a.text for a in fig.layout.annotations]
+        assert titles.count("greedy: code map (PCA)") == 1 and titles.count("end-to-end: code map (PCA)") == 1
+        maps = [t for t in fig.frames[-1].data if t.type == "scattergl"]  # each arm's last frame, as drawn
+        assert len(maps) == 2
+        assert np.allclose(maps[1].x, export._fill_box(pca[-1])[:, 0])  # the e2e arm's PCA layout, not its UMAP one
+        for f in greedy.snapshot_files():  # every frame of both arms laid out: UMAP for both
+            np.save(umap_path(f), np.zeros((len(load_codes(f)), 2), np.float32))
+            made.append(umap_path(f))
+        titles = [a.text for a in export.race_animation(race_replay).layout.annotations]
+        assert "greedy: code map (UMAP)" in titles and "end-to-end: code map (UMAP)" in titles
+    finally:
+        for p in made:
+            p.unlink(missing_ok=True)

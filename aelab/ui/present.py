@@ -146,8 +146,9 @@ def live_race(race_id: str) -> None:
         live.poll(runs, _live_race, r, runs)
     else:
         st.markdown(race.verdict(r, runs, ended=True))
+        # the room has just watched it end: its end first (as a run's replay here), Play from the start
         replays.player(RaceReplay(tuple(runs), r.labels), key="present_race_replay", height=px(580),
-                        font_px=px(FONT_PX))
+                        font_px=px(FONT_PX), at_end=True)
 
 
 def _live_race(r: races.Race, runs: list[Run]) -> None:

@@ -30,21 +30,23 @@ def _version(source: Run | RaceReplay) -> tuple:
 
 
 @st.cache_resource(show_spinner="drawing the animation ...", max_entries=4)
-def _figure(dirs: tuple[str, ...], labels: tuple[str, ...] | None, height: int, font_px: int, version: tuple):
+def _figure(dirs: tuple[str, ...], labels: tuple[str, ...] | None, height: int, font_px: int, at_end: bool,
+            version: tuple):
     from .. import export
 
     if labels is None:
         return export.animation(Run(dirs[0]), height=height)
-    return export.race_animation(RaceReplay(tuple(Run(d) for d in dirs), labels), height=height, font_px=font_px)
+    return export.race_animation(RaceReplay(tuple(Run(d) for d in dirs), labels), height=height, font_px=font_px,
+                                 at_end=at_end)
 
 
-def player(source: Run | RaceReplay, key: str, height: int = 560, font_px: int = 14) -> None:
-    """The replay as a browser-side animation, 10 frames a second."""
+def player(source: Run | RaceReplay, key: str, height: int = 560, font_px: int = 14, at_end: bool = False) -> None:
+    """The replay as a browser-side animation, 10 frames a second (a race's showing its end first with at_end)."""
     labels = source.labels if isinstance(source, RaceReplay) else None
     for r in _runs(source):
         request_umap(r)
     try:
-        fig = _figure(tuple(str(r.dir) for r in _runs(source)), labels, height, font_px, _version(source))
+        fig = _figure(tuple(str(r.dir) for r in _runs(source)), labels, height, font_px, at_end, _version(source))
     except ValueError as e:  # no snapshots or probe images yet: say so
         st.info(str(e))
         return
