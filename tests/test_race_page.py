@@ -3,6 +3,7 @@ import json
 import os
 import time
 
+import numpy as np
 import pytest
 
 from aelab import race
@@ -25,6 +26,11 @@ def at(tmp_path, monkeypatch):
 
 def charts(at) -> dict:
     return {(s := json.loads(c.proto.spec))["layout"].get("title", {}).get("text", ""): s for c in at.get("plotly_chart")}
+
+
+def map_titles(at) -> list[str]:
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+    return sorted(t for t in titles if t.startswith("code map"))
 
 
 def test_one_click_races_greedy_against_end_to_end_on_the_compute_axis(at):
@@ -70,6 +76,16 @@ def test_one_click_races_greedy_against_end_to_end_on_the_compute_axis(at):
     shown = open_page("app_pages/1_Train.py", race=race_id, present="1")
     assert not shown.get("button") and len(shown.image) == 2  # no settings, no Launch: the panels only
     assert len(shown.get("plotly_chart")) == 3  # the curves and both code maps
+    assert map_titles(shown) == ["code map (PCA)"] * 2
+    from aelab.embed import load_codes, umap_path
+
+    older = [sorted((runs / i / "snapshots").glob("[0-9]*.npz"))[-2] for i in r.run_ids]  # not the newest frames
+    for f in older:  # the UMAP process got to these; the newest frames get theirs later, rarely both at once
+        np.save(umap_path(f), np.random.default_rng(0).standard_normal((len(load_codes(f)), 2)).astype(np.float32))
+    shown = open_page("app_pages/1_Train.py", race=race_id, present="1")
+    assert map_titles(shown) == sorted(f"code map (UMAP, epoch {int(f.stem)})" for f in older)  # and which epoch
+    for f in older:
+        umap_path(f).unlink()
     for i, st in zip(r.run_ids, status):
         (runs / i / "status.json").write_text(json.dumps(st))
     shown = open_page("app_pages/1_Train.py", race=race_id, present="1")  # ended: its replay, one screen

@@ -8,7 +8,7 @@ import streamlit as st
 from .. import viz
 from ..embed import align, load_codes, pca_2d
 from ..metrics import VOCABULARY, header
-from ..runs import Run
+from ..runs import LIVE, Run
 from . import state, views
 from .replay import request_umap
 
@@ -89,38 +89,49 @@ def grids(runs: list[Run]) -> dict[str, np.ndarray]:
     return out
 
 
-def aligned_latest(runs: list[Run]) -> list[tuple[Run, dict | None, np.ndarray | None, str]]:
-    """(run, latest snapshot, its 2-D layout, method) per run: one projection for all (UMAP only when
-    every run has it, else PCA), each layout aligned to the first."""
-    latest = []
+def aligned_latest(runs: list[Run]) -> list[tuple[Run, dict | None, np.ndarray | None, str, dict | None]]:
+    """(run, latest snapshot, its 2-D layout, method, the snapshot the layout is of) per run: one projection for
+    all, each layout aligned to the first. UMAP when every run's newest frame has it; while a run is live (a race),
+    else each run's newest frame that has a UMAP layout, when every run has one (their newest frames get theirs
+    every few seconds, rarely at the same moment); else PCA of the newest frames."""
+    latest, live = [], any(r.status().get("status") in LIVE for r in runs)
     for r in runs:
         request_umap(r)
         lay = state.frame_layouts(r)
-        latest.append((r, lay.xy[-1] if lay.xy else None, lay.methods[-1] if lay.methods else "PCA"))
-    if any(m != "UMAP" for _, xy, m in latest if xy is not None):  # one projection for all, or none is comparable
-        latest = [(r, pca_2d(codes) if xy is not None and m == "UMAP" and (codes := _codes(r)) is not None else xy,
-                   "PCA") for r, xy, m in latest]
+        latest.append((r, lay.xy[-1] if lay.xy else None, lay.methods[-1] if lay.methods else "PCA", None))
+    if any(m != "UMAP" for _, xy, m, _ in latest if xy is not None):  # one projection for all, or none compares
+        older = [views.newest_umap_frame(state.frame_layouts(r).methods) for r, *_ in latest]
+        if live and all(i is not None for i in older):
+            latest = []
+            for r, i in zip(runs, older):
+                snap, xy, _ = views.frame_at(r, i)
+                latest.append((r, xy, "UMAP", snap))
+        else:
+            latest = [(r, pca_2d(codes) if xy is not None and m == "UMAP" and (codes := _codes(r)) is not None
+                       else xy, "PCA", None) for r, xy, m, _ in latest]
     out, ref = [], None
-    for r, xy, method in latest:
+    for r, xy, method, map_snap in latest:
         if xy is not None:
             xy = align(xy, ref)
             ref = xy if ref is None else ref
-        out.append((r, r.latest_snapshot(), xy, method))
+        snap = r.latest_snapshot()
+        out.append((r, snap, xy, method, map_snap or snap))
     return out
 
 
 def maps(runs: list[Run]) -> None:
     """Final code maps side by side: one projection, each aligned to the first, drawn on shared axes."""
     frames = aligned_latest(runs)
-    present = [xy for _, _, xy, _ in frames if xy is not None]
+    present = [xy for _, _, xy, _, _ in frames if xy is not None]
     if not present:
         return
     ranges = viz.shared_ranges(present)
-    for col, (r, snap, xy, method) in zip(st.columns(len(frames)), frames):
+    for col, (r, _, xy, method, map_snap) in zip(st.columns(len(frames)), frames):
         with col:
             st.caption(label(r))
-            if snap is not None:
-                views.code_map(r, xy, method, snap, r.probe(), ranges=ranges, key=f"cmp_map_{r.id}", height=380)
+            if map_snap is not None:  # titled with the frame it shows (a live race's: its newest with UMAP)
+                views.code_map(r, xy, method, map_snap, r.probe(), ranges=ranges, key=f"cmp_map_{r.id}",
+                               height=380)
 
 
 def _codes(run: Run) -> np.ndarray | None:

@@ -164,16 +164,18 @@ def _live_race(r: races.Race, runs: list[Run]) -> None:
             st.markdown(f"**{label}**: {s.get('status')}, {s.get('stage_name') or 'starting'}")
         st.caption(race.verdict(r, runs))
     frames = compare.aligned_latest(runs)
-    present = [xy for _, _, xy, _ in frames if xy is not None]
+    present = [xy for _, _, xy, _, _ in frames if xy is not None]
     ranges = viz.shared_ranges(present) if present else None
     cols = st.columns(4)
-    for k, (label, (x, snap, xy, method)) in enumerate(zip(r.labels, frames)):
+    for k, (label, (x, snap, xy, method, map_snap)) in enumerate(zip(r.labels, frames)):
         if snap is None:
             continue
         with cols[2 * k]:
             _grid(x, snap, caption=label)
         with cols[2 * k + 1]:
-            _map(x, xy, method, snap, f"present_race_map_{k}", px(300), ranges)
+            older = map_snap is not None and int(map_snap["epoch"]) != int(snap["epoch"])
+            _map(x, xy, f"{method}, epoch {int(map_snap['epoch'])}" if older else method, snap,
+                 f"present_race_map_{k}", px(300), ranges)
 
 
 def replay(run: Run) -> None:
