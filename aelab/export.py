@@ -78,20 +78,17 @@ def race_timeline(runs: tuple[Run, ...] | list[Run]) -> list[tuple[float, list[i
 
 
 def all_umap(runs) -> bool:
-    """Every frame of every run has its UMAP layout."""
-    return all(umap_path(f).exists() for r in runs for f in r.snapshot_files())
+    """Every frame of every run has its UMAP layout: then their replays use UMAP, else PCA (a race's arms together:
+    one arm's map in UMAP beside the other's in PCA would not compare). Checked once per figure, so that its maps
+    and the titles naming their projection agree while the UMAP process writes layouts."""
+    files = [f for r in runs for f in r.snapshot_files()]
+    return bool(files) and all(umap_path(f).exists() for f in files)
 
 
-def projection(runs) -> str:
-    """The name of the projection `layouts` gives these runs (together: a race's arms)."""
-    return "UMAP" if all_umap(runs) else "PCA"
-
-
-def layouts(run: Run, umap: bool | None = None) -> list[np.ndarray | None]:
-    """One aligned 2-D layout per snapshot, all from one projection: UMAP only if every frame has it (umap=None) and
-    umap is not False (a race's arms: the same projection for both, or one arm's map is UMAP beside the other's PCA)."""
+def layouts(run: Run, umap: bool) -> list[np.ndarray | None]:
+    """One aligned 2-D layout per snapshot, all from one projection: umap (see `all_umap`) or PCA."""
     files = run.snapshot_files()
-    if umap is not False and all_umap([run]):
+    if umap:
         return list(FrameLayouts().update(files).xy)
     return embed_layouts([load_codes(f) for f in files])
 
@@ -105,7 +102,8 @@ def frames(run: Run, size: tuple[int, int] = SLIDE, last_only: bool = False):
     x = [e["epoch"] for e in epochs]
     y = [e.get(COMPARED) for e in epochs]
     labels = probe.get("labels")
-    lays, method = layouts(run), projection([run])
+    umap = all_umap([run])
+    lays, method = layouts(run, umap), "UMAP" if umap else "PCA"
     dpi = 100
     fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
     canvas = FigureCanvasAgg(fig)
@@ -165,8 +163,8 @@ def race_frames(replay: RaceReplay, size: tuple[int, int] = SLIDE, last_only: bo
     runs, labels = replay.runs, replay.labels
     files = [r.snapshot_files() for r in runs]
     probes = [r.probe() or {} for r in runs]
-    same = all_umap(runs)  # one projection for every arm
-    lays, method = [layouts(r, umap=same) for r in runs], projection(runs)
+    umap = all_umap(runs)  # one projection for every arm
+    lays, method = [layouts(r, umap) for r in runs], "UMAP" if umap else "PCA"
     curves = [compared_curve(r.epochs(), "gflop") for r in runs]
     dpi, scale = 100, size[1] / 1080
     fs = 18 * scale
@@ -361,7 +359,8 @@ def animation(run: Run, fps: float = 10, height: int = 560):
     _need_snapshots(run)
     if probe.get("images") is None:
         raise ValueError(f"run {run.id} has no probe images (probe.npz) to replay")
-    lays = [_fill_box(xy) if xy is not None else None for xy in layouts(run)]  # every frame fills the same box
+    umap = all_umap([run])
+    lays = [_fill_box(xy) if xy is not None else None for xy in layouts(run, umap)]  # every frame fills the same box
     x = [e["epoch"] for e in epochs]
     y = [e.get(COMPARED) for e in epochs]
     ys = [v for v in y if v is not None] or [0.0, 1.0]
@@ -378,7 +377,7 @@ def animation(run: Run, fps: float = 10, height: int = 560):
 
     data = [frame_traces(snap, xy) for snap, xy in zip(snaps, lays)]
     fig = make_subplots(rows=1, cols=3, column_widths=[0.36, 0.3, 0.34], horizontal_spacing=0.04,
-                        subplot_titles=(header(COMPARED), "reconstructions", f"code map ({projection([run])})"))
+                        subplot_titles=(header(COMPARED), "reconstructions", f"code map ({'UMAP' if umap else 'PCA'})"))
     fig.add_scatter(x=x, y=y, mode="lines+markers", line=dict(color=PALETTE[2], width=3), row=1, col=1)
     fig.add_trace(data[0][2][0], row=1, col=1)
     fig.add_trace(strip.trace, row=1, col=2)
@@ -413,8 +412,8 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
         raise ValueError(f"run {missing[0]} has no probe images (probe.npz) to replay")
     timeline = race_timeline(runs)
     files = [r.snapshot_files() for r in runs]
-    same = all_umap(runs)  # one projection for every arm
-    lays = [[_fill_box(xy) if xy is not None else None for xy in layouts(r, umap=same)] for r in runs]
+    umap = all_umap(runs)  # one projection for every arm
+    lays = [[_fill_box(xy) if xy is not None else None for xy in layouts(r, umap)] for r in runs]
     curves = [compared_curve(r.epochs(), "gflop") for r in runs]
     ys = [v for _, y in curves for v in y] or [0.0, 1.0]
     ymin, ymax = min(ys), max(ys)
@@ -436,7 +435,7 @@ def race_animation(replay: RaceReplay, fps: float = 10, height: int = 640, font_
 
     titles = [f"{header(COMPARED)} against training compute (GFLOP)"]
     for name in short:
-        titles += [f"{name}: reconstructions", f"{name}: code map ({projection(runs)})"]
+        titles += [f"{name}: reconstructions", f"{name}: code map ({'UMAP' if umap else 'PCA'})"]
     fig = make_subplots(rows=2, cols=2 * n, specs=[[{"colspan": 2 * n}] + [None] * (2 * n - 1), [{}] * (2 * n)],
                         row_heights=[0.42, 0.58], vertical_spacing=0.18, horizontal_spacing=0.02,
                         subplot_titles=titles)

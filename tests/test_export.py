@@ -177,12 +177,16 @@ def test_a_race_exports_as_a_gif_of_its_timeline_and_plays_in_the_browser(race_r
         for strip, arm, k in zip(images, race_replay.runs, shown):  # each arm's grid at its shown snapshot
             assert np.array_equal(shown_tile(strip, frame), grid_of(arm, arm.snapshot_files()[k]))
     assert len(fig.layout.sliders[0].steps) == n
-    assert fig.layout.sliders[0].active == 0 and fig.data[2].x[0] == fig.frames[0].data[0].x[0]
+    cursor = len(race_replay.runs)  # the traces: each arm's curve, the cursor, each arm's map, each arm's strip
+    assert fig.layout.sliders[0].active == 0 and fig.data[cursor].x[0] == fig.frames[0].data[0].x[0]
     end = export.race_animation(race_replay, fps=10, at_end=True)  # presentation mode, the race just ended
-    assert end.layout.sliders[0].active == n - 1  # the slider, the cursor and the title at the last moment
-    assert end.data[2].x[0] == end.frames[-1].data[0].x[0] == export.race_timeline(race_replay.runs)[-1][0]
+    assert end.layout.sliders[0].active == n - 1  # the slider, the cursor, the maps, grids and title: the last moment
+    assert end.data[cursor].x[0] == end.frames[-1].data[0].x[0] == export.race_timeline(race_replay.runs)[-1][0]
+    assert all(np.array_equal(end.data[cursor + 1 + k].x, end.frames[-1].data[1 + k].x) for k in range(cursor))
+    strips = [t for t in end.data if t.type == "image"]
+    assert all(np.array_equal(shown_tile(strip, end), grid_of(arm, arm.snapshot_files()[-1]))
+               for strip, arm in zip(strips, race_replay.runs))
     assert end.layout.title.text == end.frames[-1].layout.title.text
-    assert [f.name for f in end.frames] == [f.name for f in fig.frames]  # Play still runs from the first
 
 
 def test_a_races_arms_share_one_projection_and_say_which(race_replay):
@@ -198,10 +202,10 @@ def test_a_races_arms_share_one_projection_and_say_which(race_replay):
             n = len(load_codes(f))
             np.save(umap_path(f), np.random.default_rng(len(made)).standard_normal((n, 2)).astype(np.float32))
             made.append(umap_path(f))
-        assert export.projection([e2e]) == "UMAP" and export.projection(race_replay.runs) == "PCA"
+        assert export.all_umap([e2e]) and not export.all_umap(race_replay.runs)
         pca = embed_layouts([load_codes(f) for f in e2e.snapshot_files()])
-        assert not np.allclose(export.layouts(e2e)[-1], pca[-1])  # alone: its UMAP layouts
-        assert np.allclose(export.layouts(e2e, umap=False)[-1], pca[-1])
+        assert not np.allclose(export.layouts(e2e, True)[-1], pca[-1])  # alone: its UMAP layouts
+        assert np.allclose(export.layouts(e2e, False)[-1], pca[-1])
         fig = export.race_animation(race_replay)
         titles = [a.text for a in fig.layout.annotations]
         assert titles.count("greedy: code map (PCA)") == 1 and titles.count("end-to-end: code map (PCA)") == 1

@@ -8,7 +8,7 @@ import streamlit as st
 from .. import viz
 from ..embed import align, load_codes, pca_2d
 from ..metrics import VOCABULARY, header
-from ..runs import LIVE, Run
+from ..runs import LIVE, Run, Unreadable
 from . import state, views
 from .replay import request_umap
 
@@ -91,24 +91,20 @@ def grids(runs: list[Run]) -> dict[str, np.ndarray]:
 
 def aligned_latest(runs: list[Run]) -> list[tuple[Run, dict | None, np.ndarray | None, str, dict | None]]:
     """(run, latest snapshot, its 2-D layout, method, the snapshot the layout is of) per run: one projection for
-    all, each layout aligned to the first. UMAP when every run's newest frame has it; while a run is live (a race),
-    else each run's newest frame that has a UMAP layout, when every run has one (their newest frames get theirs
-    every few seconds, rarely at the same moment); else PCA of the newest frames."""
+    all, each layout aligned to the first's.
+
+    UMAP when every run's newest frame has its layout. Else, while a run is live (a race), each run's newest frame
+    that has one, when every run has such a frame: live frames get theirs every few seconds, rarely all at once.
+    Else PCA of every newest frame."""
     latest, live = [], any(r.status().get("status") in LIVE for r in runs)
     for r in runs:
         request_umap(r)
         lay = state.frame_layouts(r)
         latest.append((r, lay.xy[-1] if lay.xy else None, lay.methods[-1] if lay.methods else "PCA", None))
     if any(m != "UMAP" for _, xy, m, _ in latest if xy is not None):  # one projection for all, or none compares
-        older = [views.newest_umap_frame(state.frame_layouts(r).methods) for r, *_ in latest]
-        if live and all(i is not None for i in older):
-            latest = []
-            for r, i in zip(runs, older):
-                snap, xy, _ = views.frame_at(r, i)
-                latest.append((r, xy, "UMAP", snap))
-        else:
-            latest = [(r, pca_2d(codes) if xy is not None and m == "UMAP" and (codes := _codes(r)) is not None
-                       else xy, "PCA", None) for r, xy, m, _ in latest]
+        older = _newest_umap(runs) if live else None
+        latest = older or [(r, pca_2d(codes) if xy is not None and m == "UMAP" and (codes := _codes(r)) is not None
+                            else xy, "PCA", None) for r, xy, m, _ in latest]
     out, ref = [], None
     for r, xy, method, map_snap in latest:
         if xy is not None:
@@ -132,6 +128,23 @@ def maps(runs: list[Run]) -> None:
             if map_snap is not None:  # titled with the frame it shows (a live race's: its newest with UMAP)
                 views.code_map(r, xy, method, map_snap, r.probe(), ranges=ranges, key=f"cmp_map_{r.id}",
                                height=380)
+
+
+def _newest_umap(runs: list[Run]) -> list[tuple] | None:
+    """(run, layout, "UMAP", its snapshot) of each run's newest frame with a UMAP layout; None unless all have one."""
+    out = []
+    for r in runs:
+        i = views.newest_umap_frame(state.frame_layouts(r).methods)
+        if i is None:
+            return None
+        try:
+            snap, xy, method = views.frame_at(r, i)
+        except Unreadable:
+            return None
+        if xy is None or method != "UMAP":  # the cache was being updated meanwhile
+            return None
+        out.append((r, xy, method, snap))
+    return out
 
 
 def _codes(run: Run) -> np.ndarray | None:

@@ -173,7 +173,7 @@ def _live_race(r: races.Race, runs: list[Run]) -> None:
         with cols[2 * k]:
             _grid(x, snap, caption=label)
         with cols[2 * k + 1]:
-            older = map_snap is not None and int(map_snap["epoch"]) != int(snap["epoch"])
+            older = int(map_snap["epoch"]) != int(snap["epoch"])  # a live race's map: its newest frame with UMAP
             _map(x, xy, f"{method}, epoch {int(map_snap['epoch'])}" if older else method, snap,
                  f"present_race_map_{k}", px(300), ranges)
 
