@@ -50,10 +50,12 @@ def pca_2d(codes: np.ndarray, whiten: bool = True) -> np.ndarray:
 
 
 def align(new: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
-    """Rotate/reflect, scale and shift `new` (N, 2) onto `prev` (orthogonal Procrustes).
+    """Rotate/reflect and shift `new` (N, 2) onto `prev` (orthogonal Procrustes), scaled to prev's spread.
 
     Consecutive frames of a run (or the maps of two runs on the same probe points) then share an
-    orientation, so only real changes move points. Returns new unchanged when shapes differ.
+    orientation, so only real changes move points. The scale is the ratio of the two spreads, not the least-squares
+    one, which shrinks a layout that matches prev poorly towards its centre (a race's arms on shared axes: one map
+    drawn as a small knot beside the other). Returns new unchanged when shapes differ.
     """
     new = np.asarray(new, dtype=np.float64)
     if prev is None or np.shape(prev) != new.shape or len(new) < 3:
@@ -64,7 +66,7 @@ def align(new: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
     u, s, vt = np.linalg.svd(a.T @ b)
     r = u @ vt
     norm = (a ** 2).sum()
-    scale = s.sum() / norm if norm > 0 else 1.0
+    scale = np.sqrt((b ** 2).sum() / norm) if norm > 0 else 1.0
     return (a @ r * scale + mu_p).astype(np.float32)
 
 

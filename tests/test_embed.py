@@ -31,6 +31,17 @@ def test_align_undoes_rotation_reflection_scale_and_shift():
     assert embed.align(new[:10], prev).shape == (10, 2)  # different point sets: left as is
 
 
+def test_a_layout_unlike_the_reference_keeps_the_references_spread():
+    """Least-squares Procrustes would scale an uncorrelated layout down to a knot at the centre."""
+    rng = np.random.default_rng(7)
+    prev, new = rng.standard_normal((400, 2)) * 5, rng.standard_normal((400, 2))
+    out = embed.align(new, prev)
+
+    def spread(xy):
+        return np.sqrt(((xy - xy.mean(0)) ** 2).sum(1).mean())
+    assert np.isclose(spread(out), spread(prev), rtol=1e-4) and np.allclose(out.mean(0), prev.mean(0), atol=1e-4)
+
+
 def test_consecutive_layouts_do_not_jump():
     rng = np.random.default_rng(2)
     codes = rng.standard_normal((400, 8)) * np.arange(8, 0, -1)
