@@ -269,10 +269,11 @@ def work_once(proj, runs_dir: Path) -> int:
     done = 0
     dirs = sorted((d for d in runs_dir.iterdir() if (d / "snapshots").is_dir()), reverse=True)
     _seen_live.intersection_update(dirs)  # runs deleted meanwhile
-    live = {}
+    status = {d: _status(d) for d in dirs}
+    live = {d: st.get("status") in ("queued", "running", "paused") for d, st in status.items()}
     for d in dirs:  # live runs first: their frames are being watched right now
-        st = _status(d)
-        if live.setdefault(d, st.get("status") in ("queued", "running", "paused")):
+        st = status[d]
+        if live[d]:
             _seen_live.add(d)
             total = st.get("epochs_total")
             done += sum(project_snapshot(proj, s) for s in

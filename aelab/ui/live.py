@@ -198,9 +198,12 @@ def _draw_snapshot(run: Run, live: bool, catching_up: bool) -> None:
     xy, method, map_snap, note = lay.xy[-1], lay.methods[-1], None, views.umap_note(lay.methods[-1])
     if (older := views.umap_instead(run, lay.methods)) is not None:
         map_snap, xy, method = older
-        later = (f"; a live run gets a new one at most every {LIVE_EVERY_S:.0f} s on this machine"
-                 if live and LIVE_EVERY_S else "; the frames after it are being projected" if live else
-                 "; the last frame's is being made" if catching_up else "")
+        if live and LIVE_EVERY_S:
+            later = f"; a live run gets a new one at most every {LIVE_EVERY_S:.0f} s on this machine"
+        elif live:
+            later = "; the frames after it are being projected"
+        else:  # ended: its last frame's layout is coming, or (the UMAP process gone, say) will not
+            later = "; the last frame's is being made" if catching_up else ""
         note = (f"UMAP of epoch {int(map_snap['epoch'])}, the newest frame with a UMAP layout{later} (the grid "
                 f"shows epoch {int(snap['epoch'])}).")
     views.snapshot_view(run, snap, xy, method, key="live", umap_note=note, map_snap=map_snap)
