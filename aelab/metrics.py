@@ -29,8 +29,8 @@ VOCABULARY: dict[str, Metric] = {m.key: m for m in [
     Metric("epoch", "epoch", "", "global epoch counter over all stages (charts: samples / train-set size)"),
     Metric("step", "optimiser steps", "", "optimiser steps taken, all stages"),
     Metric("samples", "samples seen", "", "training examples processed by optimiser steps, all stages"),
-    Metric("seconds", "wall-clock seconds (training)", "s", "training time, pauses excluded"),
-    Metric("gflop", "training compute (GFLOP)", "GFLOP",
+    Metric("seconds", "wall-clock seconds (training)", "", "training time, pauses excluded"),
+    Metric("gflop", "training compute (GFLOP)", "",
            "2 x the multiply-adds of the training steps (forward x 3 for forward + backward) plus a greedy "
            "stage's one forward pass caching its input codes; validation and snapshots excluded"),
     # the objective of the stage being trained

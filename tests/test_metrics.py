@@ -129,3 +129,14 @@ def test_equal_compute_arm_of_races_and_the_strategy_benchmark():
     greedy = 3 * 10 * sum(per_stage) + 784 * 256 + 256 * 64 + 3 * 35 * sum(per_stage)  # + caching h1, h2
     assert greedy / (3 * sum(per_stage)) == pytest.approx(45.16, abs=0.01)
     assert equal_compute_epochs(cfg, (1, 28, 28)) == 45
+
+
+def test_headers_name_each_unit_once():
+    """A label that already says its unit has none (the Train page's summary and Compare's table read
+    "training compute (GFLOP) (GFLOP)" and "wall-clock seconds (training) (s)")."""
+    from aelab.metrics import VOCABULARY, header
+
+    assert header("gflop") == "training compute (GFLOP)"
+    assert header("seconds") == "wall-clock seconds (training)"
+    for m in VOCABULARY.values():
+        assert not m.unit or f"({m.unit})" not in m.label, m.key
