@@ -329,6 +329,7 @@ def prepare_resume(run: Run, pid: int | None = None) -> None:
 # A run paused between stages, or a long one, must not leave every later Launch to a cold worker: the standby
 # waits for the launched runs at most this long.
 STANDBY_MAX_WAIT_S = 60.0
+RESPAWN_CHECK_S = 0.25  # how often the pool looks whether its launched runs have ended
 
 
 class WorkerPool:
@@ -341,10 +342,10 @@ class WorkerPool:
 
     def __init__(self, runs_dir: str | os.PathLike = "runs", respawn_delay_s: float = 0.0, env: dict | None = None):
         """respawn_delay_s: with a delay, the next standby starts that long after the launched runs have all
-        ended (or STANDBY_MAX_WAIT_S after the launch), not beside them: its imports and warm-up take ~5
-        CPU-seconds, which on a small machine come out of the training a class is watching (a launch in between
-        gets a fresh process, as when the standby has died). env: extra variables for the workers (the app's
-        reserved core)."""
+        ended (checked every RESPAWN_CHECK_S; or STANDBY_MAX_WAIT_S after the launch), not beside them: its imports
+        and warm-up take ~5 CPU-seconds, which on a small machine come out of the training a class is watching (a
+        launch in between gets a fresh process, as when the standby has died). env: extra variables for the
+        workers (the app's reserved core)."""
         self.store = RunStore(runs_dir)
         self.respawn_delay_s = respawn_delay_s
         self.env = env
@@ -356,17 +357,21 @@ class WorkerPool:
 
     def _respawn_later(self) -> None:
         def respawn():
-            give_up = time.monotonic() + STANDBY_MAX_WAIT_S
-            time.sleep(self.respawn_delay_s)
+            give_up, ended = time.monotonic() + STANDBY_MAX_WAIT_S, None
             while True:
+                time.sleep(RESPAWN_CHECK_S)
                 with self._lock:
                     if self._standby is not None or self._closed:
                         return  # another launch's thread got there first, or the pool is shut down
                     self.reap()
-                    if not self._children or time.monotonic() > give_up:
+                    now = time.monotonic()
+                    if self._children:
+                        ended = None
+                    elif ended is None:
+                        ended = now
+                    if (ended is not None and now - ended >= self.respawn_delay_s) or now > give_up:
                         self._spawn_standby()
                         return
-                time.sleep(self.respawn_delay_s)
         self._standby = None
         threading.Thread(target=respawn, daemon=True).start()
 

@@ -30,7 +30,10 @@ def store() -> RunStore:
     return RunStore(runs_dir())
 
 
-STANDBY_DELAY_S = 5.0  # a new warm worker imports torch for seconds: only once the launched runs have ended
+# A new warm worker imports torch for seconds: only once the launched runs have ended, and soon after, so that
+# a Launch right after Stop (change one setting, go again) finds it warm: it was up to 5 s later, and a relaunch 8 s
+# after a Stop waited 5.8 s for a worker still importing. The second lets the page and the map draw the run's end.
+STANDBY_DELAY_S = 1.0
 # What the app's workers (runs, races, sweeps) get: one core left to the live view.
 WORKER_ENV = {jobs.RESERVED_ENV: "1"}
 
