@@ -17,7 +17,8 @@ For each repeat: start `streamlit run app.py` on a fresh port and an empty runs 
                 setting and goes again: the next warm worker must be ready by then)
   UMAP refresh: after the repeats, in this process: a warm projector maps each stored frame of the last
                 first run (2,000 codes) from the previous frame's layout, as the projection process does
-                for a live run; the median seconds a frame
+                for a live run; the median seconds a frame, and the last layout's trustworthiness against a
+                fresh fit's
   loop with the live view (--loop-epochs N, 0 to skip; --loop-rounds R, default 3): keras-deep at batch 256
                 launched from the Train page of a fresh server and watched in Chromium (1280x720) until it
                 completes: its samples/s (the run's summary) against a bare PyTorch loop doing the same per-epoch
@@ -252,8 +253,12 @@ def loop_with_view(pw, epochs: int, rounds: int = 3, env: dict | None = None) ->
             "viewed_vs_bare_val": watched[mid] / full, "headless_vs_bare_val": headless["samples_per_second"] / full}
 
 
-def umap_refresh(run_dir: Path) -> float:
-    """Median seconds a warm projector takes for one frame of a live run (<= 2,000 codes) from the last layout."""
+def umap_refresh(run_dir: Path) -> tuple[float, float, float]:
+    """A warm projector maps each stored frame of a live run (<= 2,000 codes) from the previous frame's layout, as
+    the projection process does: the median seconds a frame, and how faithful the last chained layout is against a
+    fresh fit of the same frame (scikit-learn's trustworthiness, 10 neighbours: 1 keeps every neighbourhood)."""
+    from sklearn.manifold import trustworthiness
+
     from aelab.embed import Projector, load_codes
 
     frames = [c for p in sorted((run_dir / "snapshots").glob("[0-9]*.npz")) if (c := load_codes(p)) is not None]
@@ -265,7 +270,9 @@ def umap_refresh(run_dir: Path) -> float:
         xy = proj.fit(codes, init=xy)
         times.append(time.perf_counter() - t)
     print(f"UMAP refresh: {len(times)} frames of {len(frames[0])} codes", flush=True)
-    return statistics.median(times)
+    last = frames[-1]
+    return (statistics.median(times), trustworthiness(last, xy, n_neighbors=10),
+            trustworthiness(last, proj.fit(last), n_neighbors=10))
 
 
 def main() -> int:
@@ -285,9 +292,10 @@ def main() -> int:
             print(f"repeat {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1].items()), flush=True)
         loop = loop_with_view(pw, args.loop_epochs, args.loop_rounds) if args.loop_epochs else {}
     if rows:
-        rows[0]["umap_refresh_s"] = umap_refresh(FIRST_RUNS[-1])
-        for r in rows[1:]:
-            r["umap_refresh_s"] = rows[0]["umap_refresh_s"]
+        refresh, chained, fresh = umap_refresh(FIRST_RUNS[-1])
+        print(f"UMAP trustworthiness of the last frame: chained refreshes {chained:.3f}, a fresh fit {fresh:.3f}")
+        for r in rows:
+            r["umap_refresh_s"] = refresh
     if loop:
         print("training loop, keras-deep batch 256 (samples/s): " + ", ".join(f"{k} {v:.2f}" for k, v in loop.items()))
     for k in rows[0] if rows else ():
