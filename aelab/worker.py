@@ -333,50 +333,75 @@ RESPAWN_CHECK_S = 0.25  # how often the pool looks whether its launched runs hav
 
 
 class WorkerPool:
-    """Keeps one warm worker (torch and aelab imported) waiting on stdin for a run folder.
+    """Keeps warm workers (torch and aelab imported) waiting on stdin for a run folder: one, or one per arm of a
+    race (spares=2), so that a race's runs start as fast as a single run.
 
-    Start-up of a fresh Python+torch process costs seconds; the warm one starts training at once (it
-    still takes its place in the queue: at once when a slot is free). The standby is a service: it
-    ends as soon as the process that holds the pool is gone.
+    Start-up of a fresh Python+torch process costs seconds; a warm one starts training at once (it
+    still takes its place in the queue: at once when a slot is free). The standbys are services: they
+    end as soon as the process that holds the pool is gone.
     """
 
-    def __init__(self, runs_dir: str | os.PathLike = "runs", respawn_delay_s: float = 0.0, env: dict | None = None):
-        """respawn_delay_s: with a delay, the next standby starts that long after the launched runs have all
-        ended (checked every RESPAWN_CHECK_S; or STANDBY_MAX_WAIT_S after the launch), not beside them: its imports
-        and warm-up take ~5 CPU-seconds, which on a small machine come out of the training a class is watching (a
-        launch in between gets a fresh process, as when the standby has died). env: extra variables for the
-        workers (the app's reserved core)."""
+    def __init__(self, runs_dir: str | os.PathLike = "runs", respawn_delay_s: float = 0.0, env: dict | None = None,
+                 spares: int = 1, spare_gap_s: float = 0.0):
+        """respawn_delay_s: with a delay, new standbys start that long after the launched runs have all ended
+        (checked every RESPAWN_CHECK_S; or STANDBY_MAX_WAIT_S after the launch), not beside them: their imports
+        and warm-up take ~5 CPU-seconds each, which on a small machine come out of the training a class is watching
+        (a launch in between gets a fresh process, as when a standby has died). spares: how many standbys to keep;
+        the first starts with the pool, each further one spare_gap_s after the one before (one import at a time),
+        and only while no launched run is live. env: extra variables for the workers (the app's reserved core)."""
         self.store = RunStore(runs_dir)
         self.respawn_delay_s = respawn_delay_s
         self.env = env
+        self.spares, self.spare_gap_s = spares, spare_gap_s
         self._lock = threading.Lock()
-        self._standby: subprocess.Popen | None = None
+        self._spares: list[subprocess.Popen] = []
         self._children: list[subprocess.Popen] = []
+        self._filler: threading.Thread | None = None
         self._closed = False
         self._spawn_standby()
+        if spares > 1:
+            self._fill(gap_first=True)
 
-    def _respawn_later(self) -> None:
-        def respawn():
+    @property
+    def _standby(self) -> subprocess.Popen | None:
+        """The standby the next launch gets (None while the pool waits to start one)."""
+        return self._spares[0] if self._spares else None
+
+    def _fill(self, gap_first: bool = False) -> None:
+        """Bring the standbys back to `spares` in a thread, once the launched runs have ended, one import at a
+        time (gap_first: the first one too only spare_gap_s from now). One thread does it (the caller holds the
+        lock, or is __init__), so two launches never start two imports at once."""
+        if self._filler is not None:
+            return
+
+        def fill():
             give_up, ended = time.monotonic() + STANDBY_MAX_WAIT_S, None
+            # a further spare only spare_gap_s after the one the pool started with (then after each it starts)
+            next_at = time.monotonic() + (self.spare_gap_s if gap_first else 0.0)
             while True:
                 time.sleep(RESPAWN_CHECK_S)
                 with self._lock:
-                    if self._standby is not None or self._closed:
-                        return  # another launch's thread got there first, or the pool is shut down
+                    self._spares = [p for p in self._spares if p.poll() is None]
+                    if len(self._spares) >= self.spares or self._closed:
+                        self._filler = None  # under the lock: a launch after this starts a new filler
+                        return
                     self.reap()
                     now = time.monotonic()
                     if self._children:
                         ended = None
                     elif ended is None:
                         ended = now
-                    if (ended is not None and now - ended >= self.respawn_delay_s) or now > give_up:
+                    quiet = ended is not None and now - ended >= self.respawn_delay_s
+                    # a long or paused run must not leave the next launch to a cold worker; a second spare can wait
+                    if (quiet or (now > give_up and not self._spares)) and now >= next_at:
                         self._spawn_standby()
-                        return
-        self._standby = None
-        threading.Thread(target=respawn, daemon=True).start()
+                        next_at = now + self.spare_gap_s
+        self._filler = threading.Thread(target=fill, daemon=True, name="aelab-standby-filler")
+        self._filler.start()
 
     def _spawn_standby(self) -> None:
-        self._standby = jobs.spawn("aelab.worker", "--standby", service=True, stdin=subprocess.PIPE, env=self.env)
+        self._spares.append(
+            jobs.spawn("aelab.worker", "--standby", service=True, stdin=subprocess.PIPE, env=self.env))
 
     def start(self, cfg: RunConfig) -> Run:
         validate(cfg)
@@ -398,14 +423,14 @@ class WorkerPool:
         return self._launch(run, lambda pid: prepare_resume(run, pid))
 
     def _launch(self, run: Run, prepare) -> Run:
-        """Hand run to the standby (or a fresh process); prepare(pid) queues it first."""
+        """Hand run to a standby (or a fresh process); prepare(pid) queues it first."""
         with self._lock:
             self.reap()
-            proc = self._standby
-            ready = proc is not None and proc.poll() is None
-            prepare(proc.pid if ready else None)
+            self._spares = [p for p in self._spares if p.poll() is None]
+            proc = self._spares.pop(0) if self._spares else None
+            prepare(proc.pid if proc is not None else None)
             try:
-                if not ready:
+                if proc is None:
                     raise BrokenPipeError
                 proc.stdin.write((str(run.dir.resolve()) + "\n").encode())
                 proc.stdin.flush()
@@ -414,9 +439,10 @@ class WorkerPool:
                 proc = jobs.spawn("aelab.worker", str(run.dir), env=self.env)
             self._children.append(proc)
             if self.respawn_delay_s > 0:
-                self._respawn_later()
+                self._fill()
             else:
-                self._spawn_standby()
+                while len(self._spares) < self.spares:
+                    self._spawn_standby()
         return run
 
     def reap(self) -> None:
@@ -425,10 +451,12 @@ class WorkerPool:
 
     def shutdown(self) -> None:
         with self._lock:
-            self._closed = True  # no respawn thread starts a standby after this
-        if self._standby and self._standby.poll() is None:
-            self._standby.kill()
-            self._standby.wait()
+            self._closed = True  # no filler thread starts a standby after this
+            spares, self._spares = self._spares, []
+        for p in spares:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 def main(argv: list[str]) -> int:

@@ -9,6 +9,9 @@ from aelab.data import Data, make_shapes
 # No app started by a test (AppTest, a browser test's server, their subprocesses) builds the example runs in
 # the background: minutes of training beside the tests. tests/test_examples.py builds tiny ones itself.
 os.environ["AELAB_EXAMPLES"] = "0"
+# One warm worker per test server: a second is one more torch import beside the next test (tests/test_worker.py
+# checks the pool of two the app keeps).
+os.environ["AELAB_WARM_WORKERS"] = "1"
 # The job queue's slots are files shared by every process of a user on this machine: the test process gets its own
 # queue folder, so tests never wait on an app running beside them (nor on another test process).
 os.environ["AELAB_QUEUE_DIR"] = tempfile.mkdtemp(prefix="aelab-test-queue-")

@@ -127,6 +127,53 @@ def test_warm_pool_starts_runs_and_its_next_standby_once_they_have_ended(tmp_pat
         pool.shutdown()
 
 
+def test_a_pool_of_two_standbys_hands_a_race_both_and_refills_one_import_at_a_time(tmp_path, tiny_cfg):
+    """The app's pool keeps a warm worker per arm of a race: the second starts a gap after the first (never two
+    imports at once), both arms go to them (no fresh process), and the refill waits for the arms to end."""
+    from aelab import jobs
+
+    pool = WorkerPool(tmp_path, respawn_delay_s=0.2, spares=2, spare_gap_s=1.0)
+    refilled = []
+    try:
+        first = pool._standby
+        t0 = time.monotonic()
+        while len(pool._spares) < 2:
+            assert time.monotonic() - t0 < 30, "the second standby never started"
+            time.sleep(0.05)
+        assert time.monotonic() - t0 >= 1.0  # not with the first: one import at a time
+        spares = [p.pid for p in pool._spares]
+        assert spares[0] == first.pid
+        runs = pool.start_group([tiny_cfg.with_overrides({"train.epochs": 30}),
+                                 tiny_cfg.with_overrides({"train.epochs": 30, "train.seed": 1})])
+        assert [jobs.read(r.dir)["pid"] for r in runs] == spares  # both arms in warm workers
+        assert pool._spares == []
+        while any(r.status().get("status") not in ("completed", "failed") for r in runs):
+            assert pool._spares == []  # no import beside the race
+            time.sleep(0.05)
+        assert all(_wait(r)["status"] == "completed" for r in runs)
+        t0 = time.monotonic()
+        while len(pool._spares) < 2 and time.monotonic() - t0 < 30:
+            time.sleep(0.05)
+        assert len(pool._spares) == 2 and not {p.pid for p in pool._spares} & set(spares)
+        refilled = list(pool._spares)
+    finally:
+        pool.shutdown()
+    assert all(p.poll() is not None for p in refilled)  # shut down with the pool
+
+
+def test_the_apps_warm_worker_count_comes_from_the_environment(monkeypatch, capsys):
+    from aelab.ui import state
+
+    monkeypatch.setenv("AELAB_WARM_WORKERS", "3")
+    assert state.warm_workers() == 3
+    monkeypatch.setenv("AELAB_WARM_WORKERS", "0")
+    assert state.warm_workers() == 1  # a Launch always has one
+    monkeypatch.setenv("AELAB_WARM_WORKERS", "two")
+    assert state.warm_workers() == 2 and "AELAB_WARM_WORKERS='two' is not a whole number" in capsys.readouterr().err
+    monkeypatch.delenv("AELAB_WARM_WORKERS")
+    assert state.warm_workers() == 2
+
+
 def test_a_run_handed_to_a_warming_standby_survives_the_launcher_dying(tmp_path, tiny_cfg):
     """The server hands a run to its standby (still importing torch) and is killed at once: the standby must
     train that run to the end, not exit with its dead parent."""

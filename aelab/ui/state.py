@@ -34,6 +34,11 @@ def store() -> RunStore:
 # a Launch right after Stop (change one setting, go again) finds it warm: it was up to 5 s later, and a relaunch 8 s
 # after a Stop waited 5.8 s for a worker still importing. The second lets the page and the map draw the run's end.
 STANDBY_DELAY_S = 1.0
+# Two warm workers, so that a race's two runs start as fast as one run: with one, its second arm was a fresh process
+# importing torch and the race began 4.1-7.4 s after the click. The second starts this long after the first (one
+# import at a time) and, like the first, never beside a launched run.
+STANDBY_GAP_S = 10.0
+WARM_WORKERS_ENV = "AELAB_WARM_WORKERS"  # how many warm workers the app keeps (default 2; 1 saves ~0.4 GB)
 # What the app's workers (runs, races, sweeps) get: one core left to the live view.
 WORKER_ENV = {jobs.RESERVED_ENV: "1"}
 
@@ -42,11 +47,24 @@ WORKER_ENV = {jobs.RESERVED_ENV: "1"}
 def _pool(root: str):
     from ..worker import WorkerPool
 
-    return WorkerPool(root, respawn_delay_s=STANDBY_DELAY_S, env=WORKER_ENV)
+    # a test's in-process AppTest keeps one (its pools outlive each test, and every second standby is an import)
+    return WorkerPool(root, respawn_delay_s=STANDBY_DELAY_S, env=WORKER_ENV, spares=warm_workers() if _served else 1,
+                      spare_gap_s=STANDBY_GAP_S)
+
+
+def warm_workers() -> int:
+    """AELAB_WARM_WORKERS, at least 1; a value that is not a whole number is said on stderr and read as 2."""
+    raw = os.environ.get(WARM_WORKERS_ENV, "2")
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        print(f"aelab: {WARM_WORKERS_ENV}={raw!r} is not a whole number; keeping 2 warm workers", file=sys.stderr)
+        return 2
 
 
 def pool():
-    """One warm training worker per server: a click starts training without paying the imports."""
+    """Warm training workers of this server (one per arm of a race): a click starts training without paying the
+    imports."""
     return _pool(str(runs_dir()))
 
 
