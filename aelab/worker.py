@@ -326,8 +326,8 @@ def prepare_resume(run: Run, pid: int | None = None) -> None:
     atomic_write_json(run.dir / "status.json", dict(st, status="queued", message="resuming", updated=time.time()))
 
 
-# A run paused between stages, or a long one, must not leave every later Launch to a cold worker: the standby
-# waits for the launched runs at most this long.
+# A run paused between stages, or a long one, must not leave every later Launch to a cold worker: with no standby
+# left for this long, one starts beside the launched runs.
 STANDBY_MAX_WAIT_S = 60.0
 RESPAWN_CHECK_S = 0.25  # how often the pool looks whether its launched runs have ended
 
@@ -343,12 +343,13 @@ class WorkerPool:
 
     def __init__(self, runs_dir: str | os.PathLike = "runs", respawn_delay_s: float = 0.0, env: dict | None = None,
                  spares: int = 1, spare_gap_s: float = 0.0):
-        """respawn_delay_s: with a delay, new standbys start that long after the launched runs have all ended
-        (checked every RESPAWN_CHECK_S; or STANDBY_MAX_WAIT_S after the launch), not beside them: their imports
-        and warm-up take ~5 CPU-seconds each, which on a small machine come out of the training a class is watching
-        (a launch in between gets a fresh process, as when a standby has died). spares: how many standbys to keep;
-        the first starts with the pool, each further one spare_gap_s after the one before (one import at a time),
-        and only while no launched run is live. env: extra variables for the workers (the app's reserved core)."""
+        """respawn_delay_s: with a delay, standbys are started again only that long after the launched runs have
+        all ended (checked every RESPAWN_CHECK_S), not beside them: their imports and warm-up take ~5 CPU-seconds
+        each, which on a small machine come out of the training a class is watching; but when no standby has been
+        left for STANDBY_MAX_WAIT_S (a long or paused run), one starts anyway. Without a delay a launch starts the
+        missing ones at once. spares: how many standbys to keep; the first starts with the pool, each further one
+        at least spare_gap_s after the one before (one import at a time). A launch with none ready gets a fresh
+        process. env: extra variables for the workers (the app's reserved core)."""
         self.store = RunStore(runs_dir)
         self.respawn_delay_s = respawn_delay_s
         self.env = env
@@ -358,50 +359,54 @@ class WorkerPool:
         self._children: list[subprocess.Popen] = []
         self._filler: threading.Thread | None = None
         self._closed = False
+        self._last_spawn = self._emptied_at = time.monotonic()
         self._spawn_standby()
         if spares > 1:
-            self._fill(gap_first=True)
+            self._fill()
 
     @property
     def _standby(self) -> subprocess.Popen | None:
         """The standby the next launch gets (None while the pool waits to start one)."""
         return self._spares[0] if self._spares else None
 
-    def _fill(self, gap_first: bool = False) -> None:
-        """Bring the standbys back to `spares` in a thread, once the launched runs have ended, one import at a
-        time (gap_first: the first one too only spare_gap_s from now). One thread does it (the caller holds the
-        lock, or is __init__), so two launches never start two imports at once."""
+    def _fill(self) -> None:
+        """Bring the standbys back to `spares` in a thread. One thread at a time does it: the caller holds the lock
+        (or is __init__), and the thread clears its handle under the lock as it ends, so no refill is missed."""
         if self._filler is not None:
             return
 
         def fill():
-            give_up, ended = time.monotonic() + STANDBY_MAX_WAIT_S, None
-            # a further spare only spare_gap_s after the one the pool started with (then after each it starts)
-            next_at = time.monotonic() + (self.spare_gap_s if gap_first else 0.0)
-            while True:
-                time.sleep(RESPAWN_CHECK_S)
+            ended = None
+            try:
+                while True:
+                    time.sleep(RESPAWN_CHECK_S)
+                    with self._lock:
+                        self._spares = [p for p in self._spares if p.poll() is None]
+                        if len(self._spares) >= self.spares or self._closed:
+                            return
+                        self.reap()
+                        now = time.monotonic()
+                        if self._children:
+                            ended = None
+                        elif ended is None:
+                            ended = now
+                        quiet = ended is not None and now - ended >= self.respawn_delay_s
+                        overdue = not self._spares and now - self._emptied_at > STANDBY_MAX_WAIT_S
+                        # with no standby left nothing of ours is importing; else wait the gap after the last one
+                        apart = not self._spares or now - self._last_spawn >= self.spare_gap_s
+                        if (quiet or overdue) and apart:
+                            self._spawn_standby()
+            finally:
                 with self._lock:
-                    self._spares = [p for p in self._spares if p.poll() is None]
-                    if len(self._spares) >= self.spares or self._closed:
-                        self._filler = None  # under the lock: a launch after this starts a new filler
-                        return
-                    self.reap()
-                    now = time.monotonic()
-                    if self._children:
-                        ended = None
-                    elif ended is None:
-                        ended = now
-                    quiet = ended is not None and now - ended >= self.respawn_delay_s
-                    # a long or paused run must not leave the next launch to a cold worker; a second spare can wait
-                    if (quiet or (now > give_up and not self._spares)) and now >= next_at:
-                        self._spawn_standby()
-                        next_at = now + self.spare_gap_s
+                    if self._filler is threading.current_thread():
+                        self._filler = None  # a launch after this starts a new filler (also if this one failed)
         self._filler = threading.Thread(target=fill, daemon=True, name="aelab-standby-filler")
         self._filler.start()
 
     def _spawn_standby(self) -> None:
         self._spares.append(
             jobs.spawn("aelab.worker", "--standby", service=True, stdin=subprocess.PIPE, env=self.env))
+        self._last_spawn = time.monotonic()
 
     def start(self, cfg: RunConfig) -> Run:
         validate(cfg)
@@ -423,12 +428,17 @@ class WorkerPool:
         return self._launch(run, lambda pid: prepare_resume(run, pid))
 
     def _launch(self, run: Run, prepare) -> Run:
-        """Hand run to a standby (or a fresh process); prepare(pid) queues it first."""
+        """Hand run to a standby (or a fresh process); prepare(pid) queues it first (when it raises, the standby
+        stays for the next launch)."""
         with self._lock:
             self.reap()
             self._spares = [p for p in self._spares if p.poll() is None]
-            proc = self._spares.pop(0) if self._spares else None
+            proc = self._spares[0] if self._spares else None
             prepare(proc.pid if proc is not None else None)
+            if proc is not None:
+                self._spares.pop(0)
+                if not self._spares:
+                    self._emptied_at = time.monotonic()
             try:
                 if proc is None:
                     raise BrokenPipeError
@@ -441,7 +451,7 @@ class WorkerPool:
             if self.respawn_delay_s > 0:
                 self._fill()
             else:
-                while len(self._spares) < self.spares:
+                while len(self._spares) < self.spares and not self._closed:
                     self._spawn_standby()
         return run
 

@@ -132,11 +132,11 @@ def test_a_pool_of_two_standbys_hands_a_race_both_and_refills_one_import_at_a_ti
     imports at once), both arms go to them (no fresh process), and the refill waits for the arms to end."""
     from aelab import jobs
 
+    t0 = time.monotonic()
     pool = WorkerPool(tmp_path, respawn_delay_s=0.2, spares=2, spare_gap_s=1.0)
     refilled = []
     try:
         first = pool._standby
-        t0 = time.monotonic()
         while len(pool._spares) < 2:
             assert time.monotonic() - t0 < 30, "the second standby never started"
             time.sleep(0.05)
@@ -147,7 +147,7 @@ def test_a_pool_of_two_standbys_hands_a_race_both_and_refills_one_import_at_a_ti
                                  tiny_cfg.with_overrides({"train.epochs": 30, "train.seed": 1})])
         assert [jobs.read(r.dir)["pid"] for r in runs] == spares  # both arms in warm workers
         assert pool._spares == []
-        while any(r.status().get("status") not in ("completed", "failed") for r in runs):
+        while any(r.status().get("status") in ("queued", "running") for r in runs):
             assert pool._spares == []  # no import beside the race
             time.sleep(0.05)
         assert all(_wait(r)["status"] == "completed" for r in runs)
@@ -159,6 +159,18 @@ def test_a_pool_of_two_standbys_hands_a_race_both_and_refills_one_import_at_a_ti
     finally:
         pool.shutdown()
     assert all(p.poll() is not None for p in refilled)  # shut down with the pool
+
+
+def test_a_launch_that_cannot_be_queued_leaves_the_standby_for_the_next(tmp_path, tiny_cfg):
+    pool = WorkerPool(tmp_path, respawn_delay_s=0.2)
+    try:
+        standby = pool._standby
+        run = RunStore(tmp_path).create(tiny_cfg)  # never ran: nothing to resume
+        with pytest.raises(ValueError, match="cannot resume"):
+            pool.resume(run)
+        assert pool._standby is standby and standby.poll() is None
+    finally:
+        pool.shutdown()
 
 
 def test_the_apps_warm_worker_count_comes_from_the_environment(monkeypatch, capsys):

@@ -36,7 +36,7 @@ def store() -> RunStore:
 STANDBY_DELAY_S = 1.0
 # Two warm workers, so that a race's two runs start as fast as one run: with one, its second arm was a fresh process
 # importing torch and the race began 4.1-7.4 s after the click. The second starts this long after the first (one
-# import at a time) and, like the first, never beside a launched run.
+# import at a time) and, like the first, not beside a launched run (unless none has been left for a minute).
 STANDBY_GAP_S = 10.0
 WARM_WORKERS_ENV = "AELAB_WARM_WORKERS"  # how many warm workers the app keeps (default 2; 1 saves ~0.4 GB)
 # What the app's workers (runs, races, sweeps) get: one core left to the live view.
