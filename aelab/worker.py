@@ -381,10 +381,9 @@ class WorkerPool:
                 while True:
                     time.sleep(RESPAWN_CHECK_S)
                     with self._lock:
-                        self._spares = [p for p in self._spares if p.poll() is None]
+                        self.reap()
                         if len(self._spares) >= self.spares or self._closed:
                             return
-                        self.reap()
                         now = time.monotonic()
                         if self._children:
                             ended = None
@@ -432,7 +431,6 @@ class WorkerPool:
         stays for the next launch)."""
         with self._lock:
             self.reap()
-            self._spares = [p for p in self._spares if p.poll() is None]
             proc = self._spares[0] if self._spares else None
             prepare(proc.pid if proc is not None else None)
             if proc is not None:
@@ -456,8 +454,9 @@ class WorkerPool:
         return run
 
     def reap(self) -> None:
-        """Collect finished children so none stays a zombie."""
+        """Collect finished children so none stays a zombie, and let go of standbys that died."""
         self._children = [p for p in self._children if p.poll() is None]
+        self._spares = [p for p in self._spares if p.poll() is None]
 
     def shutdown(self) -> None:
         with self._lock:

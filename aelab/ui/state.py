@@ -32,7 +32,7 @@ def store() -> RunStore:
 
 # A new warm worker imports torch for seconds: only once the launched runs have ended, and soon after, so that
 # a Launch right after Stop (change one setting, go again) finds it warm: it was up to 5 s later, and a relaunch 8 s
-# after a Stop waited 5.8 s for a worker still importing. The second lets the page and the map draw the run's end.
+# after a Stop waited 5.8 s for a worker still importing. The 1 s lets the page and the map draw the run's end.
 STANDBY_DELAY_S = 1.0
 # Two warm workers, so that a race's two runs start as fast as one run: with one, its second arm was a fresh process
 # importing torch and the race began 4.1-7.4 s after the click. The second starts this long after the first (one
