@@ -136,3 +136,30 @@ def test_mid_race_the_reading_compares_both_arms_at_equal_compute():
     text = verdict(r, [fast, slow])
     assert "at equal compute so far (1.5 GFLOP)" in text and "fast 40 vs slow 35" in text
     assert "**slow** leads by 5" in text  # not "fast leads by 25", which its lead in compute would have said
+
+
+class _FakeRun:
+    def __init__(self, status, epochs):
+        self.s, self.e = status, epochs
+
+    def status(self):
+        return {"status": self.s}
+
+    def epochs(self):
+        return self.e
+
+
+@pytest.mark.parametrize("arms, every", [
+    ((("running", []), ("running", [])), "first"),  # just launched: fast, as a single run's panel
+    ((("running", [{"epoch": 1}]), ("queued", [])), "first"),  # one arm still to start
+    ((("running", [{"epoch": 1}]), ("running", [{"epoch": 1}])), "refresh"),
+    ((("running", [{"epoch": 1}]), ("failed", [])), "refresh"),  # a failed arm does not keep the fast timer
+    ((("completed", [{"epoch": 1}]), ("stopped", [])), None),
+])
+def test_a_race_polls_fast_until_each_live_arm_has_an_epoch(monkeypatch, arms, every):
+    from aelab.ui import live
+
+    timers = []
+    monkeypatch.setattr(live.st, "fragment", lambda run_every=None: timers.append(run_every) or (lambda f: f))
+    live.poll([_FakeRun(*a) for a in arms], lambda: None)
+    assert timers == [{"first": live.FIRST_REFRESH_S, "refresh": live.REFRESH_S, None: None}[every]]

@@ -123,18 +123,27 @@ def _n_train(status: dict) -> int | None:
 
 
 def poll(runs: list[Run], draw, *args, slow=None) -> None:
-    """Draw `draw(*args)` in a fragment that re-runs every REFRESH_S while any of `runs` is live and redraws
-    the whole page once, without the timer, when the last of them has ended. `slow(*args)` (grids and maps), if
-    given, goes below in a fragment of its own that re-runs every SNAPSHOT_VIEW_S."""
+    """Draw `draw(*args)` in a fragment that re-runs while any of `runs` is live (every FIRST_REFRESH_S until each
+    live one has logged an epoch, as a run's own panel does, so a race's arms show "running" as soon as they are;
+    then every REFRESH_S) and redraws the whole page once, without the timer, when the first epochs are in and when the last
+    run has ended. `slow(*args)` (grids and maps), if given, goes below in a fragment of its own that re-runs every
+    SNAPSHOT_VIEW_S."""
     was_live = any(r.status().get("status") in LIVE for r in runs)
+    early = _before_first_epoch(runs)
 
     def body(*a):
-        if was_live and not any(r.status().get("status") in LIVE for r in runs):
+        if (was_live and not any(r.status().get("status") in LIVE for r in runs)) or \
+                (early and not _before_first_epoch(runs)):
             st.rerun()
         draw(*a)
-    st.fragment(run_every=REFRESH_S if was_live else None)(body)(*args)
+    st.fragment(run_every=(FIRST_REFRESH_S if early else REFRESH_S) if was_live else None)(body)(*args)
     if slow is not None:
         st.fragment(run_every=SNAPSHOT_VIEW_S if was_live else None)(slow)(*args)
+
+
+def _before_first_epoch(runs: list[Run]) -> bool:
+    """Some run is live and has not logged an epoch yet (an arm that failed early does not keep the fast timer)."""
+    return any(r.status().get("status") in LIVE and not r.epochs() for r in runs)
 
 
 def panel(run_id: str) -> None:
