@@ -21,6 +21,7 @@ NOISE_KINDS = ("none", "gaussian", "masking", "salt_pepper")
 SPARSITY_KINDS = ("none", "l1", "kl")
 STRATEGY_NAMES = ("end_to_end", "greedy")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+CONV_KERNEL = 3  # every conv stage: 3x3, padding 1, so a level keeps its size until the pooling (model.py)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import RunConfig, code_activation, resolved_output_activation
+from .config import CONV_KERNEL, RunConfig, code_activation, resolved_output_activation
 
 _ACT = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
 
@@ -65,7 +65,8 @@ class EncConv(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, act: str):
         super().__init__()
-        self.conv, self.act, self.act_name = nn.Conv2d(c_in, c_out, 3, padding=1), _ACT[act](), act
+        self.conv = nn.Conv2d(c_in, c_out, CONV_KERNEL, padding=CONV_KERNEL // 2)
+        self.act, self.act_name = _ACT[act](), act
 
     @property
     def weight(self) -> nn.Parameter:
@@ -98,13 +99,14 @@ class DecConv(nn.Module):
             self.bias = nn.Parameter(torch.zeros(c_in))
             self.conv = None
         else:
-            self.conv = nn.Conv2d(c_out, c_in, 3, padding=1)
+            self.conv = nn.Conv2d(c_out, c_in, CONV_KERNEL, padding=CONV_KERNEL // 2)
         self.act, self.act_name = _ACT[act](), act
 
     def forward(self, h):  # (B, c_out, H, W) -> (B, c_in, 2H, 2W)
         h = F.interpolate(h, scale_factor=2, mode="nearest")
-        h = self.conv(h) if self.conv is not None else F.conv_transpose2d(h, self.weight, self.bias, padding=1)
-        return self.act(h)
+        if self.conv is not None:
+            return self.act(self.conv(h))
+        return self.act(F.conv_transpose2d(h, self.weight, self.bias, padding=CONV_KERNEL // 2))
 
 
 class AE(nn.Module):
@@ -119,6 +121,11 @@ class AE(nn.Module):
     @property
     def n_stages(self) -> int:
         return len(self.encoders)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Features (dense) or channels (conv) of levels 1..n: with kind and input_shape, a `flops.Arch`."""
+        return tuple(e.width for e in self.encoders)
 
     def prepare(self, x):
         """Pixels -> level-0 tensor: flatten (dense) or pad H, W to a multiple of 2^n (conv)."""

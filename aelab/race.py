@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import flops
 from .config import RunConfig
 from .fsutil import atomic_write
 
@@ -31,10 +32,7 @@ RACES_DIR = "races"
 def equal_compute_epochs(greedy: RunConfig, input_shape: tuple) -> int:
     """End-to-end epochs whose training compute is closest to the greedy config's whole run (the count
     is linear in the number of training images, so it cancels out)."""
-    from . import flops  # torch: only when a race is launched
-    from .model import build_model
-
-    model = build_model(greedy, input_shape)
+    model = flops.Arch.of(greedy, input_shape)  # counted from the shapes: the server imports no torch for a race
     total = flops.planned_macs(model, greedy, 1)
     one = flops.planned_macs(model, greedy.with_overrides({"train.strategy": "end_to_end", "train.epochs": 1,
                                                            "train.finetune_epochs": 0}), 1)

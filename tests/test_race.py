@@ -1,5 +1,10 @@
 """Races: two arms derived from one config, launched as one job group, recorded in the store."""
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +44,42 @@ def test_the_end_to_end_arm_matches_the_greedy_compute_and_nothing_else_differs(
     stage = [144 * 48 * 2, 48 * 24 * 2, 24 * 8 * 2]
     greedy_macs = 3 * sum(stage) * 2 + 144 * 48 + 48 * 24 + 3 * sum(stage) * 3
     assert e.train.epochs == round(greedy_macs / (3 * sum(stage))) and f"{e.train.epochs} epochs" in label
+
+
+def test_the_equal_compute_count_from_the_config_is_the_built_models(greedy):
+    for cfg, shape in [(greedy, SHAPE), (greedy.with_overrides({"model.kind": "conv", "model.layers": "4,2"}),
+                                          (1, 10, 14)), (greedy.with_overrides({"model.tied": True}), (3, 4, 4))]:
+        assert flops.stage_macs(flops.Arch.of(cfg, shape)) == flops.stage_macs(build_model(cfg, shape))
+
+
+# What the server does on Launch race, in a fresh interpreter; the workers it spawns are stand-ins (sleep).
+LAUNCH = """
+import subprocess, sys, json
+from aelab import jobs, race
+from aelab.config import RunConfig
+from aelab.worker import WorkerPool
+spawned = []
+def spawn(*args, **kwargs):
+    spawned.append(subprocess.Popen(["sleep", "60"], stdin=subprocess.PIPE))
+    return spawned[-1]
+jobs.spawn = spawn
+cfg = RunConfig.from_dict(json.loads(sys.argv[1]))
+pool = WorkerPool(sys.argv[2], spares=0)
+r = race.start(pool, cfg, "strategy", (1, 12, 12))
+for p in spawned:
+    p.kill()
+print(json.dumps({"arms": len(r.run_ids), "spawned": len(spawned), "torch": "torch" in sys.modules}))
+"""
+
+
+def test_the_server_launches_a_race_without_importing_torch(tmp_path, greedy):
+    """Matching the arms' compute once built both models (1.7 s of torch import on a fresh server's first race,
+    before either run existed); it is counted from the shapes now."""
+    env = dict(os.environ, AELAB_QUEUE_DIR=str(tmp_path / ".queue"))
+    out = subprocess.run([sys.executable, "-c", LAUNCH, json.dumps(greedy.to_dict()), str(tmp_path / "runs")],
+                         capture_output=True, text=True, env=env, timeout=120, cwd=Path(__file__).parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"arms": 2, "spawned": 2, "torch": False}
 
 
 def test_noise_and_tied_races_change_one_thing(greedy):
