@@ -25,3 +25,15 @@ def open_page(page: str | None = None, **query) -> AppTest:
         at.switch_page(page).run()
     assert not at.exception, at.exception
     return at
+
+
+def tab_for(at: AppTest, key: str) -> AppTest:
+    """Open the Train page's settings tab that holds the widget of `key` (only the open tab's are drawn)."""
+    from aelab.ui import build
+
+    want = build.tab_of(key)
+    if build.TAB not in at.session_state or at.session_state[build.TAB] != want:
+        at.session_state[build.TAB] = want
+        at.run()
+        assert not at.exception, at.exception
+    return at

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from aelab.config import CONSTRAINTS, Interval, Options, RunConfig, flat_items, rule
 from aelab.ui import build
 
-from apptest import APP, lab_env
+from apptest import APP, lab_env, tab_for
 TRAIN = "app_pages/1_Train.py"
 # A valid config that switches each dependent range away from its default form.
 OTHER = {"noise.kind": "masking", "noise.level": 0.1, "sparsity.kind": "l1", "sparsity.weight": 0.1,
@@ -63,10 +63,26 @@ def test_the_page_draws_the_declared_bounds(runs_dir, ctx):
     for key in CONSTRAINTS:
         r = rule(cfg, key)
         if isinstance(r, Interval):
-            w = at.number_input(key=key)
+            w = tab_for(at, key).number_input(key=key)
             assert (w.min, w.max) == (r.lo, r.hi), key
         elif isinstance(r, Options):
-            assert tuple(at.selectbox(key=key).options) == r.values, key
+            assert tuple(tab_for(at, key).selectbox(key=key).options) == r.values, key
+
+
+def test_only_the_open_tab_is_drawn_and_every_tab_keeps_its_values(runs_dir):
+    at = train_page()
+    drawn = {w.key for w in at.get("number_input") + at.get("text_input") + at.get("selectbox") + at.get("checkbox")}
+    assert set(build.GROUPS["Model"]) <= drawn and not drawn & {*build.KNOBS} - {*build.GROUPS["Model"]}
+    changed = {"model.layers": "40,6", "noise.kind": "gaussian", "noise.level": 0.2, "train.epochs": 3, "data.max_train": 300}
+    for key, value in changed.items():
+        w = tab_for(at, key).get_by_key(key)
+        w.set_value(value).run()
+    for key, value in [*changed.items(), *changed.items()]:  # each tab closed and opened again, twice
+        assert tab_for(at, key).get_by_key(key).value == value, key
+    # the config the page would launch, and the link it shares, hold all four
+    assert {k: at.session_state[build.STORE][k] for k in changed} == changed
+    assert {k: at.query_params[k] for k in changed} == {k: str(v) for k, v in changed.items()}
+    assert not at.error and not at.button(key="launch").disabled
 
 
 def test_a_link_names_each_bad_value_and_loads_the_rest(runs_dir):
@@ -80,12 +96,12 @@ def test_a_link_names_each_bad_value_and_loads_the_rest(runs_dir):
     assert "-1" in lr and "0 < train.lr <= 10" in lr
     assert any("'bogus'" in w and "'3'" in w for w in text)
     # the good values load unchanged (0.7 is a valid KL target; the old widget clamped it to 0.5)
-    assert at.selectbox(key="noise.kind").value == "masking"
-    assert at.text_input(key="model.layers").value == "64,16"
-    assert at.number_input(key="sparsity.target").value == 0.7
+    assert tab_for(at, "noise.kind").selectbox(key="noise.kind").value == "masking"
+    assert tab_for(at, "model.layers").text_input(key="model.layers").value == "64,16"
+    assert tab_for(at, "sparsity.target").number_input(key="sparsity.target").value == 0.7
     # the bad ones keep their defaults; masking at level 0 is then explained by its label, launch waits
-    assert at.number_input(key="noise.level").value == 0.0
-    assert at.number_input(key="train.lr").value == RunConfig().train.lr
+    assert tab_for(at, "noise.level").number_input(key="noise.level").value == 0.0
+    assert tab_for(at, "train.lr").number_input(key="train.lr").value == RunConfig().train.lr
     assert "noise level" in at.error[0].value and "noise.level: 0 is not accepted" in at.error[0].value
     assert at.button(key="launch").disabled
 
@@ -93,9 +109,9 @@ def test_a_link_names_each_bad_value_and_loads_the_rest(runs_dir):
 def test_a_value_outside_the_widget_range_is_reported_not_moved(runs_dir):
     at = train_page(**{"noise.kind": "gaussian", "noise.level": "1.5"})
     assert not warnings(at) and not at.error  # sigma 1.5 is fine for gaussian noise
-    at.selectbox(key="noise.kind").set_value("masking").run()
+    tab_for(at, "noise.kind").selectbox(key="noise.kind").set_value("masking").run()
     assert not at.exception, at.exception
-    assert at.number_input(key="noise.level").value == 1.5
+    assert tab_for(at, "noise.level").number_input(key="noise.level").value == 1.5
     assert "noise.level: 1.5 is not accepted (accepted: 0 < noise.level < 1" in at.error[0].value
     assert at.button(key="launch").disabled
 
@@ -113,9 +129,9 @@ def test_links_and_widgets_cannot_read_outside_the_data_folders(runs_dir, tmp_pa
         [w] = warnings(at)
         assert "data.path" in w and "outside the lab's data folders" in w
         texts.append(w.replace(repr(path), "PATH"))
-        assert at.text_input(key="data.path").value == ""  # kept its default
+        assert tab_for(at, "data.path").text_input(key="data.path").value == ""  # kept its default
         # typed into the widget instead: refused the same way, nothing read, nothing launched
-        at.text_input(key="data.path").set_value(path).run()
+        tab_for(at, "data.path").text_input(key="data.path").set_value(path).run()
         assert not at.exception, at.exception
         assert "outside the lab's data folders" in at.error[0].value and at.button(key="launch").disabled
     assert len(set(texts)) == 1  # the same words whether the file exists or not
@@ -125,8 +141,8 @@ def test_a_data_dir_outside_creates_no_folder(runs_dir, tmp_path):
     target = tmp_path / "made" / "by" / "a link"
     at = train_page(**{"data.name": "mnist", "data.data_dir": str(target)})
     assert any("data.data_dir" in w and "outside the lab's data folders" in w for w in warnings(at))
-    assert at.text_input(key="data.data_dir").value == "data"
-    at.text_input(key="data.data_dir").set_value(str(target)).run()
+    assert tab_for(at, "data.data_dir").text_input(key="data.data_dir").value == "data"
+    tab_for(at, "data.data_dir").text_input(key="data.data_dir").set_value(str(target)).run()
     assert "data.data_dir" in at.error[0].value and at.button(key="launch").disabled
     assert not (tmp_path / "made").exists()
 
@@ -144,18 +160,18 @@ def test_uploads_are_checked_before_they_are_kept_and_never_collide(runs_dir):
     import numpy as np
 
     uploads = runs_dir / "uploads"
-    at = train_page(**{"data.name": "file", "train.loss": "mse"})
+    at = tab_for(train_page(**{"data.name": "file", "train.loss": "mse"}), "data.path")
     buf = io.BytesIO()
     np.savez(buf, x=np.array([{"a": 1}] * 5, dtype=object))  # an object array needs pickle: refused
     at.file_uploader(key="upload").set_value(("table.npz", buf.getvalue(), "application/octet-stream")).run()
     assert not at.exception, at.exception
     assert "the upload was not kept: table.npz" in at.error[0].value
-    assert at.text_input(key="data.path").value == "" and not uploads.exists()
+    assert tab_for(at, "data.path").text_input(key="data.path").value == "" and not uploads.exists()
     kept = []
     for rows in ("a,b\n1,2\n3,4\n5,6\n7,8\n", "a,b\n9,9\n8,1\n7,5\n6,2\n"):
         at.file_uploader(key="upload").set_value(("table.csv", rows.encode(), "text/csv")).run()
         assert not at.exception, at.exception
-        kept.append(Path(at.text_input(key="data.path").value))
+        kept.append(Path(tab_for(at, "data.path").text_input(key="data.path").value))
         assert kept[-1].read_text() == rows and not at.error  # loads, trains with mse
     assert kept[0] != kept[1] and kept[0].name == kept[1].name == "table.csv"
     assert sorted(p.parent.parent for p in kept) == [uploads, uploads]

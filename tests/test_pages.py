@@ -13,7 +13,7 @@ import pytest
 from aelab.metrics import header, label
 from aelab.presets import PRESETS
 
-from apptest import lab_env, open_page
+from apptest import lab_env, open_page, tab_for
 TINY = {"data.name": "shapes", "model.layers": "32,8", "train.epochs": 2, "train.batch_size": 32}
 
 
@@ -60,6 +60,7 @@ def wait_for(at, text: str, timeout: float = 90) -> str:
 
 def set_widgets(at, values: dict):
     for k, v in values.items():
+        tab_for(at, k)
         w = at.get_by_key(k) if hasattr(at, "get_by_key") else None
         kind = type(w).__name__ if w is not None else ""
         if kind == "TextInput":
@@ -103,7 +104,7 @@ def test_preset_link_and_url_reproduce_a_setup(runs_dir):
     assert {b.proto.label for b in at.get("download_button")} == {"Take home: script (.py)", "Take home: notebook"}
     at2 = app("app_pages/1_Train.py", **{"model.layers": "64,16", "train.strategy": "greedy"})
     assert at2.text_input(key="model.layers").value == "64,16"
-    assert at2.selectbox(key="train.strategy").value == "greedy"
+    assert tab_for(at2, "train.strategy").selectbox(key="train.strategy").value == "greedy"
 
 
 @pytest.fixture(scope="module")

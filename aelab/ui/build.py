@@ -66,6 +66,7 @@ for _k in flat_items(RunConfig()):  # a field added to the config later still ge
     if _k not in KNOBS:
         KNOBS[_k] = (None, f"config field {_k}")
         GROUPS[_SECTION_GROUP[_k.split(".")[0]]].append(_k)
+TAB = "_train_tab"  # the settings tab that is open
 STORE = "_train_cfg"  # last built config (dotted -> widget value): survives page switches
 URL_SEEN = "_train_url"
 PAGE_KEYS = ("run", "race", "present")  # URL keys of the page itself, not settings
@@ -85,11 +86,16 @@ def label(key: str) -> str:
     return f"{section} {name}" if _SECTION_GROUP[section] == "Regularisers" else name
 
 
+def tab_of(key: str) -> str:
+    """The settings tab that holds the widget of `key`."""
+    return _SECTION_GROUP[key.split(".")[0]]
+
+
 def named(key: str, message: str) -> str:
     """A message about a field, naming it as the page shows it (label and tab) and by its key."""
     if key not in KNOBS:
         return message
-    return f"**{label(key)}** ({_SECTION_GROUP[key.split('.')[0]]} tab) · {message}"
+    return f"**{label(key)}** ({tab_of(key)} tab) · {message}"
 
 
 def config_from_url(qp: dict) -> tuple[RunConfig, list[str]]:
@@ -224,8 +230,14 @@ def build_panel() -> tuple[RunConfig | None, str | None]:
         p = PRESETS[name]
         changed = " (changed since)" if flat_items(current) != flat_items(p.config()) else ""
         st.caption(f"Preset **{p.title}**{changed}: {p.idea}")  # ranges that depend on another field use its value
-    tabs = st.tabs(list(GROUPS))
+    # Only the open tab's widgets are drawn (a click on another tab reruns the page): all four tabs' ~30 widgets
+    # and their scripts made a fresh Train page show Launch ~1 s later than the Model tab's alone. The others keep
+    # their values in STORE (init_state puts them back), and an error names the tab of the field it is about.
+    tabs = st.tabs(list(GROUPS), key=TAB, on_change="rerun")
+    closed = [key for tab, keys in zip(tabs, GROUPS.values()) if not tab.open for key in keys]
     for tab, (group, keys) in zip(tabs, GROUPS.items()):
+        if not tab.open:
+            continue
         with tab:
             if group == "Data" and ss["data.name"] == "file":
                 _upload()
@@ -244,6 +256,8 @@ def build_panel() -> tuple[RunConfig | None, str | None]:
                                  help="remove the last layer: the one before it becomes the code")
     values = {k: ss[k] for k in KNOBS}
     ss[STORE] = values
+    for key in closed:  # Streamlit forgets an undrawn widget's value after this run (an older one would show)
+        ss[key] = values[key]
     cfg, err = check(values, ss.get("_name", ""))
     return cfg, err and named(err.split(":", 1)[0], err)
 
