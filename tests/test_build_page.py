@@ -73,13 +73,17 @@ def test_only_the_open_tab_is_drawn_and_every_tab_keeps_its_values(runs_dir):
     at = train_page()
     drawn = {w.key for w in at.get("number_input") + at.get("text_input") + at.get("selectbox") + at.get("checkbox")}
     assert set(build.GROUPS["Model"]) <= drawn and not drawn & {*build.KNOBS} - {*build.GROUPS["Model"]}
-    changed = {"model.layers": "40,6", "noise.kind": "gaussian", "noise.level": 0.2, "train.epochs": 3, "data.max_train": 300}
+    changed = {"model.layers": "40,6", "noise.kind": "gaussian", "noise.level": 0.2, "train.epochs": 3,
+               "data.max_train": 300}
     for key, value in changed.items():
-        w = tab_for(at, key).get_by_key(key)
-        w.set_value(value).run()
+        tab_for(at, key).get_by_key(key).set_value(value).run()
+    at.switch_page("app_pages/2_Compare.py").run()  # another page and back: nothing is lost either
+    at.switch_page(TRAIN).run()
     for key, value in [*changed.items(), *changed.items()]:  # each tab closed and opened again, twice
-        assert tab_for(at, key).get_by_key(key).value == value, key
-    # the config the page would launch, and the link it shares, hold all four
+        w = tab_for(at, key).get_by_key(key)
+        # the value, and sent to the browser with the widget (else a reopened tab shows the widget's default)
+        assert w.value == value and w.proto.set_value, key
+    # the config the page would launch, and the link it shares, hold them all
     assert {k: at.session_state[build.STORE][k] for k in changed} == changed
     assert {k: at.query_params[k] for k in changed} == {k: str(v) for k, v in changed.items()}
     assert not at.error and not at.button(key="launch").disabled

@@ -183,7 +183,9 @@ def _layers_delta(delta: int) -> None:
 
 def _widget(key: str, cfg: RunConfig, disabled: bool = False) -> None:
     spec, ss = widget_spec(key, cfg), st.session_state
-    args = dict(label=label(key), key=key, help=spec["help"], disabled=disabled)
+    # "session": the value outlives the widget while its tab is closed or another page is open, and is sent to the
+    # browser when the widget is drawn again (without it a reopened tab showed the widgets' defaults).
+    args = dict(label=label(key), key=key, help=spec["help"], disabled=disabled, persist_state="session")
     if spec["kind"] == "select":
         st.selectbox(options=spec["options"], **args)
     elif spec["kind"] == "bool":
@@ -231,10 +233,9 @@ def build_panel() -> tuple[RunConfig | None, str | None]:
         changed = " (changed since)" if flat_items(current) != flat_items(p.config()) else ""
         st.caption(f"Preset **{p.title}**{changed}: {p.idea}")  # ranges that depend on another field use its value
     # Only the open tab's widgets are drawn (a click on another tab reruns the page): all four tabs' ~30 widgets
-    # and their scripts made a fresh Train page show Launch ~1 s later than the Model tab's alone. The others keep
-    # their values in STORE (init_state puts them back), and an error names the tab of the field it is about.
+    # and their scripts made a fresh Train page show Launch ~1 s later than the Model tab's alone. The widgets of
+    # closed tabs keep their values (persist_state, below), and an error names the tab of the field it is about.
     tabs = st.tabs(list(GROUPS), key=TAB, on_change="rerun")
-    closed = [key for tab, keys in zip(tabs, GROUPS.values()) if not tab.open for key in keys]
     for tab, (group, keys) in zip(tabs, GROUPS.items()):
         if not tab.open:
             continue
@@ -256,8 +257,6 @@ def build_panel() -> tuple[RunConfig | None, str | None]:
                                  help="remove the last layer: the one before it becomes the code")
     values = {k: ss[k] for k in KNOBS}
     ss[STORE] = values
-    for key in closed:  # Streamlit forgets an undrawn widget's value after this run (an older one would show)
-        ss[key] = values[key]
     cfg, err = check(values, ss.get("_name", ""))
     return cfg, err and named(err.split(":", 1)[0], err)
 
