@@ -112,6 +112,31 @@ def launch(pg, base: str, query: str) -> None:
     pg.locator(".st-key-launch button").first.click()
 
 
+def test_settings_tabs_keep_their_values_in_the_browser(app_url, page):
+    """Only the open tab's widgets are drawn: a reopened tab, and the page after another page, show the values
+    set before (not the widgets' defaults, which the next click would send back)."""
+    def field(name):
+        return page.get_by_label(name, exact=True)
+
+    def tab(name):
+        page.get_by_role("tab", name=name).click()
+
+    page.goto(app_url + "/Train?preset=stacked-denoising")
+    field("layers").wait_for()
+    assert field("epochs").count() == 0  # the Training tab is not drawn
+    tab("Training")
+    field("epochs").fill("7")
+    field("epochs").press("Enter")
+    page.wait_for_function("() => location.search.includes('train.epochs=7')")
+    tab("Model")
+    page.wait_for_function("() => document.querySelector('.st-key-model-layers input')?.value === '256,64,32'",
+                           timeout=30_000)
+    page.get_by_role("link", name="Compare").first.click()
+    page.get_by_role("link", name="Train").first.click()
+    tab("Training")
+    page.wait_for_function("() => document.querySelector('.st-key-train-epochs input')?.value === '7'", timeout=30_000)
+
+
 def test_train_live_in_browser(app_url, page, shots):
     launch(page, app_url, RUN)
     seen, t0 = [], time.time()
