@@ -179,6 +179,9 @@ def test_uploads_are_checked_before_they_are_kept_and_never_collide(runs_dir):
         assert kept[-1].read_text() == rows and not at.error  # loads, trains with mse
     assert kept[0] != kept[1] and kept[0].name == kept[1].name == "table.csv"
     assert sorted(p.parent.parent for p in kept) == [uploads, uploads]
+    tab_for(tab_for(at, "model.layers"), "data.path")  # the Data tab closed and opened: the upload box is empty
+    assert at.text_input(key="data.path").value == str(kept[-1])
+    assert any("Using **table.csv**" in c.value for c in at.caption)
 
 
 def test_the_layer_buttons_add_half_the_last_width_and_remove_the_last(runs_dir):

@@ -213,6 +213,9 @@ def _upload() -> None:
             st.session_state["_upload_error"] = f"the upload was not kept: {e}"
     if f is not None and st.session_state.get("_upload_error"):
         st.error(st.session_state["_upload_error"])
+    elif f is None and st.session_state.get("data.path"):  # the box empties when its tab closes; the file stays
+        st.caption(f"Using **{Path(st.session_state['data.path']).name}** (data path below); upload another to "
+                   "replace it.")
 
 
 def _disabled(key: str) -> bool:
