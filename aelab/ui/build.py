@@ -83,7 +83,7 @@ def label(key: str) -> str:
     """The widget's visible label: the field name, with its section where a tab holds two sections."""
     section, name = key.split(".", 1)
     name = name.replace("_", " ")
-    return f"{section} {name}" if _SECTION_GROUP[section] == "Regularisers" else name
+    return f"{section} {name}" if tab_of(key) == "Regularisers" else name
 
 
 def tab_of(key: str) -> str:

@@ -125,9 +125,9 @@ def _n_train(status: dict) -> int | None:
 def poll(runs: list[Run], draw, *args, slow=None) -> None:
     """Draw `draw(*args)` in a fragment that re-runs while any of `runs` is live (every FIRST_REFRESH_S until each
     live one has logged an epoch, as a run's own panel does, so a race's arms show "running" as soon as they are;
-    then every REFRESH_S) and redraws the whole page once, without the timer, when the first epochs are in and when the last
-    run has ended. `slow(*args)` (grids and maps), if given, goes below in a fragment of its own that re-runs every
-    SNAPSHOT_VIEW_S."""
+    then every REFRESH_S) and redraws the whole page once, without the timer, when the first epochs are in and when
+    the last run has ended. `slow(*args)` (grids and maps), if given, goes below in a fragment of its own that
+    re-runs every SNAPSHOT_VIEW_S."""
     was_live = any(r.status().get("status") in LIVE for r in runs)
     early = _before_first_epoch(runs)
 
