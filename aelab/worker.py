@@ -332,6 +332,12 @@ STANDBY_MAX_WAIT_S = 60.0
 RESPAWN_CHECK_S = 0.25  # how often the pool looks whether its launched runs have ended
 
 
+def spawn_standby(env: dict | None = None) -> subprocess.Popen:
+    """A warm worker: it imports torch and warms up, then waits on stdin for a run folder (a service of this
+    process)."""
+    return jobs.spawn("aelab.worker", "--standby", service=True, stdin=subprocess.PIPE, env=env)
+
+
 class WorkerPool:
     """Keeps warm workers (torch and aelab imported) waiting on stdin for a run folder: one, or one per arm of a
     race (spares=2), so that a race's runs start as fast as a single run.
@@ -342,14 +348,15 @@ class WorkerPool:
     """
 
     def __init__(self, runs_dir: str | os.PathLike = "runs", respawn_delay_s: float = 0.0, env: dict | None = None,
-                 spares: int = 1, spare_gap_s: float = 0.0):
+                 spares: int = 1, spare_gap_s: float = 0.0, first: subprocess.Popen | None = None):
         """respawn_delay_s: with a delay, standbys are started again only that long after the launched runs have
         all ended (checked every RESPAWN_CHECK_S), not beside them: their imports and warm-up take ~5 CPU-seconds
         each, which on a small machine come out of the training a class is watching; but when no standby has been
         left for STANDBY_MAX_WAIT_S (a long or paused run), one starts anyway. Without a delay a launch starts the
         missing ones at once. spares: how many standbys to keep; the first starts with the pool, each further one
         at least spare_gap_s after the one before (one import at a time). A launch with none ready gets a fresh
-        process. env: extra variables for the workers (the app's reserved core)."""
+        process. env: extra variables for the workers (the app's reserved core). first: a standby started before
+        the pool (spawn_standby with the same env), taken as its first one."""
         self.store = RunStore(runs_dir)
         self.respawn_delay_s = respawn_delay_s
         self.env = env
@@ -360,7 +367,10 @@ class WorkerPool:
         self._filler: threading.Thread | None = None
         self._closed = False
         self._last_spawn = self._emptied_at = time.monotonic()
-        self._spawn_standby()
+        if first is not None and first.poll() is None:
+            self._spares.append(first)
+        else:
+            self._spawn_standby()
         if spares > 1:
             self._fill()
 
@@ -403,8 +413,7 @@ class WorkerPool:
         self._filler.start()
 
     def _spawn_standby(self) -> None:
-        self._spares.append(
-            jobs.spawn("aelab.worker", "--standby", service=True, stdin=subprocess.PIPE, env=self.env))
+        self._spares.append(spawn_standby(self.env))
         self._last_spawn = time.monotonic()
 
     def start(self, cfg: RunConfig) -> Run:

@@ -48,3 +48,25 @@ def test_home_and_train_pages_are_served_without_heavy_imports(tmp_path):
     assert seen["heavy"] == []
     assert seen["late"] == [], f"{seen['late']}: imported by the first pages, not by aelab/ui/warm.py's PAGE_MODULES"
     assert seen["threads"] and set(seen["threads"]) == {1}
+
+
+def test_the_servers_pool_takes_the_warm_worker_app_py_started(tmp_path, monkeypatch):
+    """app.py spawns the first warm worker as the server imports it (state.prestart, ~0.35 s before the lifespan
+    makes the pool): the pool must take that one as its first standby, not start a second torch import beside it."""
+    from aelab import worker
+    from aelab.ui import state
+
+    early = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    spawned = []
+    monkeypatch.setattr(worker, "spawn_standby", lambda env=None: spawned.append(env) or early)
+    monkeypatch.setattr(state, "_early", None)
+    state.prestart()
+    state.prestart()  # once per server
+    assert spawned == [state.WORKER_ENV]
+    pool = state._pool(str(tmp_path / "runs"))
+    try:
+        assert pool._spares == [early] and state._early is None
+        assert len(spawned) == 1
+    finally:
+        pool.shutdown()
+    assert early.poll() is not None  # a service of the pool: shut down with it

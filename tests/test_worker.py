@@ -278,3 +278,20 @@ def test_every_training_thread_of_a_worker_computes_subnormals_as_zero(tmp_path)
                          env=dict(os.environ, OMP_NUM_THREADS="2"), timeout=120, check=True)
     threads, zeros = map(int, out.stdout.split())
     assert threads == 2 and zeros == 1 << 22  # a thread without the flag would keep its half of them
+
+
+def test_a_standby_started_before_the_pool_is_its_first_and_trains_the_first_launch(tmp_path, tiny_cfg):
+    """The app starts its first warm worker before the pool exists (state.prestart): the pool hands it the first
+    launch rather than a worker of its own."""
+    from aelab import jobs
+    from aelab.worker import spawn_standby
+
+    early = spawn_standby()
+    pool = WorkerPool(tmp_path, first=early)
+    try:
+        assert pool._spares == [early]
+        run = pool.start(tiny_cfg)
+        assert jobs.read(run.dir)["pid"] == early.pid
+        assert _wait(run)["status"] == "completed"
+    finally:
+        pool.shutdown()
