@@ -9,14 +9,14 @@ from contextlib import asynccontextmanager
 
 import streamlit as st
 
-from aelab.ui import state
+from aelab import standby
 
-state.prestart()  # the first warm worker starts importing torch now, before the server has finished starting
+standby.prestart()  # the first warm worker (unless aelab.ui.serve started it already): its torch import goes first
 
 
 @asynccontextmanager
 async def lifespan(_app):
-    from aelab.ui import warm
+    from aelab.ui import state, warm
 
     state.serve()
     warm.start()  # the pages' imports and Plotly's first figure, while the first browser loads the page's scripts

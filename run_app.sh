@@ -16,5 +16,6 @@ if [[ "${1:-}" == "--classroom" ]]; then
 fi
 scripts/setup_env.sh requirements.txt
 export NUMBA_CACHE_DIR="$PWD/.numba_cache"
-exec .venv/bin/python -m streamlit run app.py --server.headless true --browser.gatherUsageStats false \
+# aelab.ui.serve starts the first warm worker, then runs `streamlit run app.py` in the same process
+exec .venv/bin/python -m aelab.ui.serve --server.headless true --browser.gatherUsageStats false \
     --server.address "$host" --server.maxUploadSize 50 "$@"  # MB, as aelab.paths.MAX_UPLOAD_BYTES

@@ -9,12 +9,11 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
-
-import numpy as np
 
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}  # no space left; quota exceeded
 _JSON_KINDS = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
@@ -66,7 +65,8 @@ def atomic_write_json(path: Path, obj, durable: bool = False) -> None:
 
 
 def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
+    np = sys.modules.get("numpy")  # a numpy scalar exists only once numpy is imported (the server's launcher has not)
+    if np is not None and isinstance(o, (np.floating, np.integer)):
         return o.item()
     if isinstance(o, tuple):
         return list(o)
@@ -133,3 +133,19 @@ def read_json(path: Path, default=None, expect: type | None = dict):
     except Unreadable:
         return default
     return default if obj is None else obj
+
+
+def pid_alive(pid: int | None) -> bool:
+    """A process of this id runs (a zombie does not)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child that nobody reaped yet is a zombie: dead for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return True

@@ -30,7 +30,7 @@ import numpy as np
 
 from .config import RunConfig
 from .fsutil import (StoreWriteError, Unreadable, atomic_write, atomic_write_json, load_json,  # noqa: F401
-                     read_json, writing)
+                     pid_alive, read_json, writing)
 from .metrics import upgrade_record, upgrade_summary
 
 if TYPE_CHECKING:  # torch is imported where it is used: reading runs and drawing pages need none
@@ -56,21 +56,6 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def finite_or_none(v):
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) else None
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child that nobody reaped yet is a zombie: dead for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return True
 
 
 class Run:

@@ -19,7 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import jobs
+from . import jobs, standby
 from .config import RunConfig, validate, validate_for_data
 from .jobs import watch
 from .jobs.record import CANCEL_FILE
@@ -332,12 +332,6 @@ STANDBY_MAX_WAIT_S = 60.0
 RESPAWN_CHECK_S = 0.25  # how often the pool looks whether its launched runs have ended
 
 
-def spawn_standby(env: dict | None = None) -> subprocess.Popen:
-    """A warm worker: it imports torch and warms up, then waits on stdin for a run folder (a service of this
-    process)."""
-    return jobs.spawn("aelab.worker", "--standby", service=True, stdin=subprocess.PIPE, env=env)
-
-
 class WorkerPool:
     """Keeps warm workers (torch and aelab imported) waiting on stdin for a run folder: one, or one per arm of a
     race (spares=2), so that a race's runs start as fast as a single run.
@@ -356,7 +350,7 @@ class WorkerPool:
         missing ones at once. spares: how many standbys to keep; the first starts with the pool, each further one
         at least spare_gap_s after the one before (one import at a time). A launch with none ready gets a fresh
         process. env: extra variables for the workers (the app's reserved core). first: a standby started before
-        the pool (spawn_standby with the same env), taken as its first one."""
+        the pool (standby.prestart), taken as its first one."""
         self.store = RunStore(runs_dir)
         self.respawn_delay_s = respawn_delay_s
         self.env = env
@@ -413,7 +407,7 @@ class WorkerPool:
         self._filler.start()
 
     def _spawn_standby(self) -> None:
-        self._spares.append(spawn_standby(self.env))
+        self._spares.append(standby.spawn(self.env))
         self._last_spawn = time.monotonic()
 
     def start(self, cfg: RunConfig) -> Run:

@@ -50,23 +50,56 @@ def test_home_and_train_pages_are_served_without_heavy_imports(tmp_path):
     assert seen["threads"] and set(seen["threads"]) == {1}
 
 
-def test_the_servers_pool_takes_the_warm_worker_app_py_started(tmp_path, monkeypatch):
-    """app.py spawns the first warm worker as the server imports it (state.prestart, ~0.35 s before the lifespan
-    makes the pool): the pool must take that one as its first standby, not start a second torch import beside it."""
-    from aelab import worker
+def test_the_servers_pool_takes_the_warm_worker_started_before_it(tmp_path, monkeypatch):
+    """The first warm worker starts before the server has finished starting (aelab.ui.serve, or app.py as the server
+    imports it): the pool must take that one as its first standby, not start a second torch import beside it."""
+    from aelab import standby
     from aelab.ui import state
 
     early = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     spawned = []
-    monkeypatch.setattr(worker, "spawn_standby", lambda env=None: spawned.append(env) or early)
-    monkeypatch.setattr(state, "_early", None)
-    state.prestart()
-    state.prestart()  # once per server
+    monkeypatch.setattr(standby, "spawn", lambda env=None: spawned.append(env) or early)
+    monkeypatch.setattr(standby, "_prestarted", False)
+    monkeypatch.setattr(standby, "_early", None)
+    standby.prestart()
+    standby.prestart()  # once per process (run_app.sh's aelab.ui.serve, then app.py)
     assert spawned == [state.WORKER_ENV]
     pool = state._pool(str(tmp_path / "runs"))
     try:
-        assert pool._spares == [early] and state._early is None
+        assert pool._spares == [early] and standby.take() is None
         assert len(spawned) == 1
     finally:
         pool.shutdown()
     assert early.poll() is not None  # a service of the pool: shut down with it
+
+
+SERVE = """
+import json, sys, types
+from aelab import standby
+from aelab.ui import serve
+light = [m for m in ("streamlit", "torch", "numpy") if m in sys.modules]
+order = []
+standby.spawn = lambda env=None: order.append(["spawn", env]) or "worker"
+cli = types.ModuleType("streamlit.web.cli")  # a stand-in: no server starts
+cli.main = lambda: order.append(["streamlit", sys.argv[1:]]) or 0
+web = types.ModuleType("streamlit.web")
+web.cli = cli
+sys.modules.update({"streamlit": types.ModuleType("streamlit"), "streamlit.web": web, "streamlit.web.cli": cli})
+serve.main(["--server.port", "8999"])
+print(json.dumps({"light": light, "order": order, "taken": standby.take()}))
+"""
+
+
+def test_run_app_starts_the_warm_worker_before_streamlit():
+    """./run_app.sh runs aelab.ui.serve: it spawns the first warm worker (the longest job of a cold start) before
+    Streamlit starts, importing nothing heavy first, then runs `streamlit run app.py` with the options given."""
+    from aelab.ui import serve, state
+
+    out = subprocess.run([sys.executable, "-c", SERVE], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).parents[1], check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["light"] == []
+    assert seen["order"] == [["spawn", state.WORKER_ENV], ["streamlit", ["run", str(serve.APP), "--server.port", "8999"]]]
+    assert seen["taken"] == "worker"
+    assert "aelab.ui.serve" in (Path(__file__).parents[1] / "run_app.sh").read_text()

@@ -281,12 +281,12 @@ def test_every_training_thread_of_a_worker_computes_subnormals_as_zero(tmp_path)
 
 
 def test_a_standby_started_before_the_pool_is_its_first_and_trains_the_first_launch(tmp_path, tiny_cfg):
-    """The app starts its first warm worker before the pool exists (state.prestart): the pool hands it the first
+    """The app starts its first warm worker before the pool exists (aelab.standby.prestart): the pool hands it the first
     launch rather than a worker of its own."""
     from aelab import jobs
-    from aelab.worker import spawn_standby
+    from aelab import standby
 
-    early = spawn_standby()
+    early = standby.spawn()
     pool = WorkerPool(tmp_path, first=early)
     try:
         assert pool._spares == [early]

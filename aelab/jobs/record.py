@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from ..runs import atomic_write_json, pid_alive, read_json
+from ..fsutil import atomic_write_json, pid_alive, read_json
 
 RECORD = "job.json"
 CANCEL_FILE = "cancel.request"  # touched by `cancel`; a queued job looks for it while it waits

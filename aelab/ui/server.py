@@ -1,4 +1,5 @@
-"""Start and stop the app headless (`streamlit run app.py`) for the browser test and the UI benchmark.
+"""Start and stop the app headless (`python -m aelab.ui.serve`, as ./run_app.sh does) for the browser test and the
+UI benchmark.
 
 Does not import streamlit: it only launches it in a child process and polls its health endpoint.
 """
@@ -34,9 +35,11 @@ def start(runs_dir: str | os.PathLike, port: int | None = None, env: dict | None
     e.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
     e.setdefault("AELAB_EXAMPLES", "0")  # no minutes of background training beside a test or a benchmark
     out = open(log, "ab") if log else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app or ROOT / "app.py"), "--server.headless",
-                             "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+    # the app as ./run_app.sh starts it (its first warm worker, then `streamlit run app.py`); another script plainly
+    command = ["-m", "aelab.ui.serve"] if app is None else ["-m", "streamlit", "run", str(app)]
+    proc = subprocess.Popen([sys.executable, *command, "--server.headless", "true", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+                             "--server.fileWatcherType", "none"],
                             cwd=ROOT, env=e, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     return proc, f"http://127.0.0.1:{port}"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from .. import jobs
+from .. import jobs, standby
 from ..config import DataConfig, RunConfig
 from ..embed import READY_FILE, FrameLayouts
 from ..runs import Run, RunStore
@@ -39,32 +39,16 @@ STANDBY_DELAY_S = 1.0
 # import at a time) and, like the first, not beside a launched run (unless none has been left for a minute).
 STANDBY_GAP_S = 10.0
 WARM_WORKERS_ENV = "AELAB_WARM_WORKERS"  # how many warm workers the app keeps (default 2; 1 saves ~0.4 GB)
-# What the app's workers (runs, races, sweeps) get: one core left to the live view.
-WORKER_ENV = {jobs.RESERVED_ENV: "1"}
+WORKER_ENV = standby.APP_ENV  # what the app's workers (runs, races, sweeps) get: one core left to the live view
 
 
 @st.cache_resource(show_spinner=False)
 def _pool(root: str):
     from ..worker import WorkerPool
 
-    global _early
-    first, _early = _early, None
     # a test's in-process AppTest keeps one (its pools outlive each test, and every second standby is an import)
     return WorkerPool(root, respawn_delay_s=STANDBY_DELAY_S, env=WORKER_ENV, spares=warm_workers() if _served else 1,
-                      spare_gap_s=STANDBY_GAP_S, first=first)
-
-
-def prestart() -> None:
-    """Spawn the first warm worker while the server process is still starting (app.py calls this as it is imported,
-    ~0.35 s before the lifespan: 0.55 s against 0.90 s after process start on this machine). Its ~3 CPU-s of imports
-    (torch, the first optimizer step's torch._dynamo, the data) decide how soon a Launch clicked as the first page
-    comes up starts training, and the server's own start-up is one thread: a core is left for them. The pool
-    takes it as its first standby."""
-    global _early
-    if _early is None:
-        from ..worker import spawn_standby
-
-        _early = spawn_standby(WORKER_ENV)
+                      spare_gap_s=STANDBY_GAP_S, first=standby.take())
 
 
 def warm_workers() -> int:
@@ -123,7 +107,6 @@ def one_thread_each() -> None:
 
 
 _blas_limited = False
-_early = None  # the standby prestart() spawned, until the pool takes it
 _served = False  # set by app.py's lifespan: this process is the app's server (not a test's AppTest)
 
 

@@ -11,7 +11,7 @@ import streamlit as st
 from .. import jobs
 from .. import sweep as S
 from ..config import RunConfig
-from ..runs import pid_alive
+from ..fsutil import pid_alive
 from . import build, state, views
 
 ROWS = 3  # grid keys offered at once
