@@ -1,4 +1,4 @@
-"""aelab: `streamlit run app.py` (what ./run_app.sh runs) serves the lab (lab.py: the pages and their navigation).
+"""aelab: `streamlit run app.py` (./run_app.sh runs it through aelab.ui.serve) serves the lab (lab.py: the pages).
 
 An st.App, for its lifespan hook: the services that make the first Launch fast start with the server, before
 any browser connects: the warm training worker (it imports torch and warms up for seconds: it starts as the server
