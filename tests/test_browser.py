@@ -1,4 +1,4 @@
-"""End to end in a real browser: `streamlit run app.py` headless, driven with Debian's Chromium.
+"""End to end in a real browser: the app started as ./run_app.sh does, headless, driven with Debian's Chromium.
 
 Loads Train, launches a short run, waits until the loss chart has updated at least twice and the
 reconstruction grid shows images, and saves screenshots of Train (mid-run), Compare and Inspect

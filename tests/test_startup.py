@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 HEAVY = ("torch", "torchvision", "umap", "sklearn", "matplotlib")
@@ -57,8 +58,14 @@ def test_the_servers_pool_takes_the_warm_worker_started_before_it(tmp_path, monk
     from aelab.ui import state
 
     early = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
-    spawned = []
-    monkeypatch.setattr(standby, "spawn", lambda env=None: spawned.append(env) or early)
+    spawned, spawn, me = [], standby.spawn, threading.current_thread()
+
+    def stub(env=None):  # only this test's calls: another test's pool may refill itself from its own thread
+        if threading.current_thread() is not me:
+            return spawn(env)
+        spawned.append(env)
+        return early
+    monkeypatch.setattr(standby, "spawn", stub)
     monkeypatch.setattr(standby, "_prestarted", False)
     monkeypatch.setattr(standby, "_early", None)
     standby.prestart()
@@ -80,11 +87,11 @@ from aelab.ui import serve
 light = [m for m in ("streamlit", "torch", "numpy") if m in sys.modules]
 order = []
 standby.spawn = lambda env=None: order.append(["spawn", env]) or "worker"
-cli = types.ModuleType("streamlit.web.cli")  # a stand-in: no server starts
-cli.main = lambda: order.append(["streamlit", sys.argv[1:]]) or 0
+cli = types.ModuleType("streamlit.web.cli")  # stand-ins: no server starts, and taking the CLI is recorded
+cli.main = lambda **kw: order.append(["streamlit", sys.argv[1:], kw]) or 0
 web = types.ModuleType("streamlit.web")
-web.cli = cli
-sys.modules.update({"streamlit": types.ModuleType("streamlit"), "streamlit.web": web, "streamlit.web.cli": cli})
+web.__getattr__ = lambda name: order.append(["import", name]) or cli if name == "cli" else None
+sys.modules.update({"streamlit": types.ModuleType("streamlit"), "streamlit.web": web})
 serve.main(["--server.port", "8999"])
 print(json.dumps({"light": light, "order": order, "taken": standby.take()}))
 """
@@ -100,6 +107,9 @@ def test_run_app_starts_the_warm_worker_before_streamlit():
     assert out.returncode == 0, out.stderr[-2000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen["light"] == []
-    assert seen["order"] == [["spawn", state.WORKER_ENV], ["streamlit", ["run", str(serve.APP), "--server.port", "8999"]]]
+    first, *between, last = seen["order"]
+    assert first == ["spawn", state.WORKER_ENV]  # before Streamlit's CLI is even taken
+    assert between and all(step == ["import", "cli"] for step in between)
+    assert last == ["streamlit", ["run", str(serve.APP), "--server.port", "8999"], {"prog_name": "streamlit"}]
     assert seen["taken"] == "worker"
     assert "aelab.ui.serve" in (Path(__file__).parents[1] / "run_app.sh").read_text()

@@ -12,8 +12,9 @@ __main__ (`python -m aelab.jobs MODULE ARGS`, the one entry point). Training is 
 """
 import importlib
 
-# Loaded on first use: `python -m aelab.jobs` must start a service's parent watch before torch is
-# imported (record -> runs imports torch), and this package's __init__ runs first.
+# Loaded on first use: `python -m aelab.jobs` must start a service's parent watch before the module it runs
+# imports torch, and this package's __init__ runs first; aelab.standby, which spawns the app's first worker
+# before Streamlit is imported, loads only the launcher (no numpy: record reads JSON through fsutil).
 _API = {"Job": "job", "Cancelled": "job", "Queue": "queue", "fair_threads": "queue", "max_jobs": "queue",
         "RESERVED_ENV": "queue",
         "prepare": "launch", "spawn": "launch", "read": "record", "state": "record", "judge": "record",

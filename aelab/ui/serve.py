@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", str(APP), *argv]
-    return cli.main()
+    return cli.main(prog_name="streamlit")  # as `python -m streamlit` does: its help and errors name `streamlit`
 
 
 if __name__ == "__main__":
